@@ -1,0 +1,75 @@
+"""The user-facing knobs of a stylization: names, defaults, ranges, help.
+
+One table shared by the command line (`nst-stylize`), the wire protocol, the server's validation
+and the GIMP plug-in's arguments. Pure Python (no torch, numpy or GIMP): GIMP's own Python imports
+it. A value of None means "the preset decides" (the preset values live in nst_server/presets.py).
+"""
+
+PRESETS = ("fast", "balanced", "best", "paper")
+DEFAULT_PRESET = "balanced"
+INITS = ("content", "noise")
+SEED_MAX = 2**31 - 1
+
+
+class Knob:
+    """One setting: its type, default, allowed range or choices, and a one-line help text."""
+
+    def __init__(self, name, kind, default, help, low=None, high=None, choices=None):
+        self.name, self.kind, self.default, self.help = name, kind, default, help
+        self.low, self.high, self.choices = low, high, choices
+
+    @property
+    def option(self):
+        """The command-line spelling: `content_weight` -> `--content-weight`."""
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value):
+        """Return `value` converted to this knob's type, or raise ValueError saying why not."""
+        if value is None and self.default is None:
+            return None
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{self.name} must be true or false, got {value!r}")
+            return value
+        if self.kind is str:
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{self.name} must be a number, got {value!r}")
+        if self.kind is int and value != int(value):
+            raise ValueError(f"{self.name} must be a whole number, got {value!r}")
+        value = self.kind(value)
+        if not self.low <= value <= self.high:
+            raise ValueError(f"{self.name} must be between {self.low} and {self.high}, got {value}")
+        return value
+
+
+KNOBS = {k.name: k for k in (
+    Knob("preset", str, DEFAULT_PRESET, "speed/quality recipe: fast, balanced, best, or paper "
+         "(the published baseline)", choices=PRESETS),
+    Knob("size", int, None, "working size in pixels (longest side) the optimisation runs at; "
+         "the result is scaled back to the layer's size. Default: chosen for the device",
+         low=64, high=4096),
+    Knob("iterations", int, None, "optimiser iterations (default: the preset's)", low=1, high=10000),
+    Knob("strength", float, 1.0, "style strength: multiplies the preset's style weight "
+         "(1 = the preset's balance, 0 = no style)", low=0.0, high=100.0),
+    Knob("content_weight", float, None, "content weight (default: the preset's)", low=0.0, high=1e9),
+    Knob("tv_weight", float, None, "total-variation (smoothness) weight (default: the preset's)",
+         low=0.0, high=1e9),
+    Knob("preserve_colors", bool, False, "keep the original colours: transfer the style's "
+         "texture to the luminance only"),
+    Knob("init", str, "content", "start from the content image or from noise", choices=INITS),
+    Knob("seed", int, 0, "random seed (same seed, same device: same result)", low=0, high=SEED_MAX),
+)}
+
+
+def validate(settings):
+    """Return a complete settings dict from a partial one, or raise ValueError on the first bad
+    value. Unknown names are errors too, so a typo never passes silently."""
+    if not isinstance(settings, dict):
+        raise ValueError(f"settings must be an object, got {type(settings).__name__}")
+    unknown = sorted(set(settings) - set(KNOBS))
+    if unknown:
+        raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(KNOBS)}")
+    return {name: knob.check(settings.get(name, knob.default)) for name, knob in KNOBS.items()}
