@@ -1,0 +1,132 @@
+"""`nst-stylize CONTENT STYLE -o OUT`: the engine from a terminal, with a progress bar.
+
+Option names are a public API shared with the GIMP plug-in's arguments (nst_settings.KNOBS).
+Usage errors (missing file, not an image, bad value) print one line and exit with status 2.
+"""
+import argparse
+import os
+import sys
+import time
+
+from PIL import Image, UnidentifiedImageError
+
+from neural_style import nst_settings
+
+from .errors import Cancelled, InputError
+
+USAGE_ERROR = 2
+DEMO_OUTPUT = "neural-style-demo.png"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="nst-stylize", description="Repaint CONTENT in the style of STYLE (neural style "
+        "transfer, Gatys et al.). The result has CONTENT's size; alpha is kept.")
+    parser.add_argument("content", nargs="?", help="the image to repaint")
+    parser.add_argument("style", nargs="?", help="the painting whose style to use")
+    parser.add_argument("-o", "--output", help="where to write the result (PNG, JPEG, WebP, TIFF)")
+    parser.add_argument("--demo", action="store_true", help="stylize a bundled photo with a "
+                        f"bundled painting (offline); writes {DEMO_OUTPUT} unless -o is given")
+    for knob in nst_settings.KNOBS.values():
+        kwargs = {"help": knob.help, "dest": knob.name}
+        if knob.kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs.update(type=_typed(knob), metavar=knob.name.upper())
+        parser.add_argument(knob.option, default=knob.default, **kwargs)
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    parser.add_argument("--weights", default="original", help="VGG19 weights: original (bundled, "
+                        "offline), torchvision (downloads 548 MB once) or a state-dict file")
+    parser.add_argument("--server", metavar="ENDPOINT", help="run on a running nst-server "
+                        "(e.g. tcp://127.0.0.1:5555) instead of in this process")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _typed(knob):
+    """argparse type for a knob: converts, then applies the knob's own range/choice check."""
+    def convert(text):
+        try:
+            value = text if knob.kind is str else knob.kind(float(text) if knob.kind is int else text)
+            return knob.check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace(f"{knob.name} must", "must")) from None
+    convert.__name__ = knob.name  # argparse names the option's type in its error message
+    return convert
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        content, style, output = _inputs(args, parser)
+        settings = {name: getattr(args, name) for name in nst_settings.KNOBS}
+        result = _run(args, content, style, settings)
+        result.save(output)
+    except (InputError, OSError) as exc:
+        print(f"nst-stylize: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except (Cancelled, KeyboardInterrupt):
+        print("\nnst-stylize: stopped", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
+    return 0
+
+
+def _inputs(args, parser):
+    if args.demo:
+        from .samples import painting, photo
+        return photo("chelsea"), painting("swirls"), args.output or DEMO_OUTPUT
+    if not (args.content and args.style and args.output):
+        parser.error("CONTENT, STYLE and -o OUT are required (or --demo)")
+    if os.path.splitext(args.output)[1].lower() not in Image.registered_extensions():
+        raise InputError(f"output {args.output}: unknown image format (use .png, .jpg, .webp, .tif)")
+    return _open(args.content, "content"), _open(args.style, "style"), args.output
+
+
+def _open(path, role):
+    if not os.path.isfile(path):
+        raise InputError(f"{role} image {path}: no such file")
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise InputError(f"{role} image {path}: not an image file") from None
+
+
+def _run(args, content, style, settings):
+    bar = None if args.quiet else ProgressBar()
+    if args.server:
+        from .remote import stylize_remote
+        return stylize_remote(args.server, content, style, settings, bar)
+    from .engine import Stylizer
+    stylizer = Stylizer(weights=args.weights, device=args.device)
+    try:
+        return stylizer.stylize(content, style, settings, on_progress=bar)
+    finally:
+        if bar:
+            bar.close()
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: [#####.....] 60/120 12.3 s."""
+
+    WIDTH = 30
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.start = stream, time.perf_counter()
+
+    def __call__(self, progress):
+        self.update(progress.iteration, progress.total)
+
+    def update(self, iteration, total):
+        filled = self.WIDTH * iteration // max(total, 1)
+        elapsed = time.perf_counter() - self.start
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                          f"{iteration}/{total} {elapsed:5.1f} s")
+        self.stream.flush()
+
+    def close(self):
+        self.stream.write("\n")

@@ -1,0 +1,52 @@
+"""A fixed yardstick for results, independent of any preset's weights.
+
+Same VGG19 as the engine, float32, at a fixed evaluation size: style loss is the mean over
+relu1_1..relu5_1 (equal weights) of the squared difference of Grams normalized by C*H*W; content
+loss is the mean squared difference of relu4_2 activations. Used by the benchmark and by tests.
+"""
+import torch
+from PIL import Image
+
+from .images import as_pil, fit_size, image_digest, split_alpha, to_tensor
+from .losses import gram
+from .presets import CONTENT_LAYER, STYLE_LAYERS
+from .vgg import normalize
+
+EVALUATION_SIZE = 256
+
+
+class Evaluator:
+    def __init__(self, stylizer, size=EVALUATION_SIZE):
+        self.vgg, self.device, self.size = stylizer.vgg, stylizer.device, size
+        self._style_cache = {}
+
+    def style_loss(self, image, style):
+        ours, theirs = self._grams(image), self._style_grams(style)
+        return sum(float(torch.mean((ours[n] - theirs[n]) ** 2)) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
+
+    def content_loss(self, image, content):
+        rgb = self._rgb(content)
+        ours = self._features(self._rgb(image), [CONTENT_LAYER], rgb.size)
+        theirs = self._features(rgb, [CONTENT_LAYER], rgb.size)
+        return float(torch.mean((ours[CONTENT_LAYER] - theirs[CONTENT_LAYER]) ** 2))
+
+    def _style_grams(self, style):
+        """The style's Grams, computed once per style image (benchmarks evaluate often)."""
+        key = image_digest(as_pil(style))
+        if key not in self._style_cache:
+            self._style_cache[key] = self._grams(style)
+        return self._style_cache[key]
+
+    def _grams(self, image):
+        rgb = self._rgb(image)
+        return {n: gram(f) for n, f in self._features(rgb, STYLE_LAYERS, rgb.size).items()}
+
+    def _rgb(self, image):
+        rgb, _ = split_alpha(as_pil(image))
+        size = fit_size(rgb.width, rgb.height, self.size)
+        return rgb if rgb.size == size else rgb.resize(size, Image.LANCZOS)
+
+    @torch.no_grad()
+    def _features(self, rgb, layers, size):
+        rgb = rgb if rgb.size == size else rgb.resize(size, Image.LANCZOS)
+        return self.vgg(normalize(to_tensor(rgb).to(self.device)), list(layers))

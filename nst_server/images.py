@@ -1,0 +1,94 @@
+"""Image plumbing: decoding, any mode to RGB (+ alpha kept aside), resizing, tensors."""
+import hashlib
+import io
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+MIN_SIDE = 16  # VGG19 pools four times before relu5_1: smaller sides leave nothing to compare
+
+
+def decode_image(data, max_pixels):
+    """Decode image file bytes (PNG, JPEG, WebP, TIFF, ...) with a pixel-count limit that also
+    stops decompression bombs before their pixels are allocated."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > max_pixels:
+                raise InputError(f"style image is {image.width}x{image.height}, "
+                                 f"over the limit of {max_pixels} pixels")
+            image.load()
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise InputError(f"style image: {_reason(exc)}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt files
+        raise InputError(f"style image is damaged or truncated ({exc})") from None
+    return ImageOps.exif_transpose(image)
+
+
+def _reason(exc):
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image file this server can read (PNG, JPEG, WebP, TIFF, BMP, GIF)"
+    return "too many pixels (possible decompression bomb)"
+
+
+def as_pil(image):
+    """Accept a PIL image or a uint8/uint16 array (H, W) or (H, W, C) with C in 1..4."""
+    if isinstance(image, Image.Image):
+        return image
+    array = np.asarray(image)
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    if array.dtype != np.uint8:
+        raise InputError(f"pixel arrays must be uint8 or uint16, got {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise InputError(f"pixel arrays must be (H, W) or (H, W, 1..4), got shape {array.shape}")
+    return Image.fromarray(np.ascontiguousarray(array))  # mode from the shape: L, LA, RGB, RGBA
+
+
+def split_alpha(image):
+    """Any PIL mode -> (RGB image, alpha band or None). 16-bit and float modes are scaled, not
+    clipped; palette transparency becomes alpha."""
+    if image.width < MIN_SIDE or image.height < MIN_SIDE:
+        raise InputError(f"image is {image.width}x{image.height}; "
+                         f"both sides must be at least {MIN_SIDE} pixels")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        scale = 257.0 if image.mode.startswith("I;16") or array.max() > 255 else 1.0
+        image = Image.fromarray(np.clip(array / scale, 0, 255).astype(np.uint8))
+    alpha = image.getchannel("A") if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") else None
+    return image.convert("RGB"), alpha
+
+
+def fit_size(width, height, max_side):
+    """The (w, h) with the longest side at most max_side, aspect kept; never upscales."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
+
+
+def to_tensor(image):
+    """PIL RGB -> float tensor [1, 3, H, W] in 0..1."""
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def to_pil(tensor):
+    """Float tensor [1, 3, H, W] in 0..1 -> PIL RGB (clamped, rounded)."""
+    array = tensor.detach().float().clamp(0, 1).mul(255).round().byte()
+    return Image.fromarray(array[0].permute(1, 2, 0).cpu().numpy())
+
+
+def image_digest(image):
+    """A key for caches: equal for images with equal pixels, size and mode."""
+    return hashlib.sha256(image.tobytes() + repr((image.size, image.mode)).encode()).hexdigest()
