@@ -18,8 +18,15 @@ USAGE_ERROR = 2
 DEMO_OUTPUT = "neural-style-demo.png"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (no usage dump): users read the reason, not the synopsis."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nst-stylize", description="Repaint CONTENT in the style of STYLE (neural style "
         "transfer, Gatys et al.). The result has CONTENT's size; alpha is kept.")
     parser.add_argument("content", nargs="?", help="the image to repaint")

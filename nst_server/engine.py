@@ -121,7 +121,7 @@ class Stylizer:
 
     def _style_grams(self, style, shape, preset, vgg):
         """Style Grams at the size matching `shape`, from the bounded LRU cache when possible."""
-        size = shape if preset.style_shape == "content" else area_matched(style.size, shape)
+        size = shape if preset.style_shape == "content" else fit_size(*style.size, max(shape))
         key = (image_digest(style), size, tuple(preset.style_layers), vgg.dtype)
         if key in self._style_cache:
             self._cache_stats["hits"] += 1
@@ -205,12 +205,6 @@ def make_optimizer(preset, x):
     # the step is the iteration the user sees and can cancel after.
     return torch.optim.LBFGS([x], lr=preset.lr, max_iter=1, history_size=50,
                              tolerance_grad=0.0, tolerance_change=0.0)
-
-
-def area_matched(style_size, shape):
-    """The style's (w, h) with its aspect kept and as many pixels as `shape` has."""
-    scale = (shape[0] * shape[1] / (style_size[0] * style_size[1])) ** 0.5
-    return max(16, round(style_size[0] * scale)), max(16, round(style_size[1] * scale))
 
 
 # -- colour handling -------------------------------------------------------------------------------

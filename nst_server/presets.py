@@ -22,8 +22,8 @@ class Preset:
     style_layers: dict
     content_layers: dict = field(default_factory=lambda: {CONTENT_LAYER: 1.0})
     style_term: str = "normalized"   # see losses.style_loss
-    style_shape: str = "area"        # "content": style resized to the content's exact shape;
-                                     # "area": aspect kept, same pixel count as the content
+    style_shape: str = "long side"   # "content": style resized to the content's exact shape;
+                                     # "long side": aspect kept, longest side the content's
     scales: tuple = ((1.0, 1.0),)    # (fraction of the working size, share of the iterations)
     size: int = None                 # working size fixed by the recipe; None = the device's
     exact_fp32: bool = False         # True: float32 convolutions on every device, as published
@@ -38,12 +38,12 @@ PRESETS = {
         tv_weight=0.0, style_term="paper", style_shape="content", size=256, exact_fp32=True, clamp=False,
         style_layers=dict(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2)))),
     "fast": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=60, content_weight=1.0, style_weight=1e5,
-        tv_weight=1e-3, style_layers=EQUAL, scales=((0.5, 0.5), (1.0, 0.5))),
+        optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=3.0,
+        tv_weight=0.0, style_layers=EQUAL, scales=((0.5, 0.5), (1.0, 0.5))),
     "balanced": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=120, content_weight=1.0, style_weight=1e5,
-        tv_weight=1e-3, style_layers=EQUAL, scales=((0.5, 0.4), (1.0, 0.6))),
+        optimizer="lbfgs", lr=1.0, iterations=80, content_weight=1.0, style_weight=3.0,
+        tv_weight=0.0, style_layers=EQUAL, scales=((0.5, 0.5), (1.0, 0.5))),
     "best": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=1e5,
-        tv_weight=1e-3, style_layers=EQUAL, scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
+        optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=3.0,
+        tv_weight=0.0, style_layers=EQUAL, scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
 }

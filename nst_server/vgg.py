@@ -155,10 +155,10 @@ def _load_torchvision(state):
     convs = {}
     for name in CONV_NAMES:
         for key in (name, str(TORCHVISION_INDEX[name])):
-            if f"{key}.weight" in state:
+            if f"{key}.weight" in state and f"{key}.bias" in state:
                 convs[name] = (state[f"{key}.weight"], state[f"{key}.bias"])
                 break
         else:
-            raise InputError(f"weights file has no tensors for {name} "
-                             f"(expected key '{TORCHVISION_INDEX[name]}.weight' or '{name}.weight')")
+            raise InputError(f"weights file has no tensors for {name} (expected keys "
+                             f"'{TORCHVISION_INDEX[name]}.weight/.bias' or '{name}.weight/.bias')")
     return convs

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command (the README's, and CI's via .ci/run):
+#   a test virtualenv with the package and its test extras, a real GIMP 3 for the end-to-end
+#   tests (set up once, cached outside the repo; needs root on Debian), then pytest.
+# Extra arguments go to pytest, e.g. `bash tests/run.sh -k engine`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${NST_TEST_VENV:-.venv}
+python=${PYTHON:-python3}
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
+    bash tests/gimp/setup_gimp3.sh
+else
+    echo "tests/run.sh: not root on Debian: real-GIMP tests will skip unless GIMP 3 is set up" >&2
+fi
+
+exec "$venv/bin/python" -m pytest "$@"

@@ -1,0 +1,65 @@
+"""`nst-stylize` as a user runs it: the installed console script in a subprocess."""
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+CLI = os.path.join(os.path.dirname(sys.executable), "nst-stylize")
+QUICK = ["--size", "64", "--iterations", "3", "--preset", "fast"]
+
+
+def run(*args):
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, content, style):
+    folder = tmp_path_factory.mktemp("cli")
+    content_path, style_path = folder / "photo.png", folder / "painting.jpg"
+    rgba = content.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(content_path)
+    style.save(style_path)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_stylizes_a_file_keeping_size_and_alpha(images):
+    out = images / "out.png"
+    done = run(str(images / "photo.png"), str(images / "painting.jpg"), "-o", str(out), *QUICK)
+    assert done.returncode == 0, done.stderr
+    result = Image.open(out)
+    assert result.size == Image.open(images / "photo.png").size and result.mode == "RGBA"
+    assert set(result.getchannel("A").getdata()) == {128}
+    assert "3/3" in done.stderr  # the progress bar reached the end
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.png", "painting.jpg"], "content image missing.png: no such file"),
+    (["notes.txt", "painting.jpg"], "content image notes.txt: not an image file"),
+    (["photo.png", "painting.jpg", "--preset", "turbo"], "preset must be one of"),
+    (["photo.png", "painting.jpg", "--strength", "-2"], "must be between 0.0 and 100.0"),
+    (["photo.png", "painting.jpg", "--size", "huge"], "must be a number"),
+    (["photo.png", "painting.jpg", "--init", "zeros"], "must be one of content, noise"),
+])
+def test_bad_input_is_one_line_and_exit_2(images, args, message):
+    args = [str(images / a) if a.endswith((".png", ".jpg", ".txt")) else a for a in args]
+    done = run(*args, "-o", str(images / "never.png"), *QUICK)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (images / "never.png").exists()
+
+
+def test_unknown_output_format_is_refused_before_work(images):
+    done = run(str(images / "photo.png"), str(images / "painting.jpg"), "-o", str(images / "x.zzz"))
+    assert done.returncode == 2 and "unknown image format" in done.stderr
+
+
+def test_demo_runs_offline(tmp_path):
+    out = tmp_path / "demo.png"
+    done = run("--demo", "-o", str(out), *QUICK)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(out).size == (451, 300)  # scikit-image's chelsea photo, full size

@@ -1,0 +1,145 @@
+"""The engine on real VGG19 weights and real images, at small sizes and few iterations."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_server.engine import Stylizer, iteration_schedule, resolve
+from nst_server.errors import Cancelled, InputError
+from nst_server.images import decode_image
+
+QUICK = {"preset": "fast", "size": 64, "iterations": 4}
+
+
+def test_style_loss_falls_and_content_stays_close(stylizer, evaluator, content, style):
+    result = stylizer.stylize(content, style, {"preset": "fast", "size": 96, "iterations": 30})
+    assert result.size == content.size and result.mode == "RGB"
+    assert evaluator.style_loss(result, style) < 0.3 * evaluator.style_loss(content, style)
+    # the result is still far nearer to the photo than the painting is
+    assert evaluator.content_loss(result, content) < 0.5 * evaluator.content_loss(style, content)
+
+
+def test_progress_reports_every_iteration_with_losses(stylizer, content, style):
+    seen = []
+    stylizer.stylize(content, style, QUICK, on_progress=seen.append)
+    assert [p.iteration for p in seen] == [1, 2, 3, 4]
+    assert all(p.total == 4 for p in seen)
+    assert all(b.elapsed >= a.elapsed > 0 for a, b in zip(seen, seen[1:]))
+    assert set(seen[-1].losses) == {"content", "style", "tv", "total"}
+    preview = seen[-1].preview()
+    assert preview.mode == "RGB" and max(preview.size) == 64
+
+
+def test_should_stop_stops_within_one_iteration(stylizer, content, style):
+    seen = []
+    with pytest.raises(Cancelled):
+        stylizer.stylize(content, style, dict(QUICK, iterations=50), on_progress=seen.append,
+                         should_stop=lambda: len(seen) >= 3)
+    assert len(seen) == 3
+
+
+def test_same_seed_same_result(stylizer, content, style):
+    settings = dict(QUICK, init="noise", seed=7)
+    a = np.asarray(stylizer.stylize(content, style, settings))
+    b = np.asarray(stylizer.stylize(content, style, settings))
+    c = np.asarray(stylizer.stylize(content, style, dict(settings, seed=8)))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_result_has_the_original_size_when_work_is_smaller(stylizer, style):
+    from nst_server.samples import photo
+    big = photo("coffee")  # 600x400, worked on at 64 px
+    result = stylizer.stylize(big, style, QUICK)
+    assert result.size == big.size
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])
+def test_every_input_mode(stylizer, content, style, mode):
+    image = _in_mode(content, mode)
+    result = stylizer.stylize(image, style, QUICK)
+    assert result.size == content.size
+    has_alpha = mode in ("LA", "PA", "RGBA")
+    assert result.mode == ("RGBA" if has_alpha else "RGB")
+    if has_alpha:
+        assert np.array_equal(np.asarray(result.getchannel("A")), np.asarray(image.getchannel("A")))
+
+
+def test_arrays_in_and_alpha_round_trip(stylizer, content, style):
+    rgba = np.dstack([np.asarray(content), _alpha_ramp(content.size)])
+    result = stylizer.stylize(rgba, np.asarray(style), QUICK)
+    assert np.array_equal(np.asarray(result)[:, :, 3], rgba[:, :, 3])
+    gray16 = (np.asarray(content.convert("L"), dtype=np.uint16) * 257)
+    assert stylizer.stylize(gray16, style, QUICK).size == content.size
+
+
+def test_preserve_colors_keeps_the_content_chroma(stylizer, content, style):
+    result = stylizer.stylize(content, style, dict(QUICK, preserve_colors=True))
+    ours = np.asarray(result.convert("YCbCr"), dtype=float)[:, :, 1:]
+    theirs = np.asarray(content.convert("YCbCr"), dtype=float)[:, :, 1:]
+    assert np.abs(ours - theirs).mean() < 2.0
+    plain = np.asarray(stylizer.stylize(content, style, QUICK).convert("YCbCr"), dtype=float)[:, :, 1:]
+    assert np.abs(plain - theirs).mean() > 4.0
+
+
+def test_style_grams_are_cached_across_runs(stylizer, content, style):
+    stylizer.stylize(content, style, QUICK)
+    before = stylizer.style_cache_info()
+    stylizer.stylize(content, style, dict(QUICK, seed=3))
+    after = stylizer.style_cache_info()
+    assert after["hits"] > before["hits"] and after["misses"] == before["misses"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"preset": "turbo"}, "preset must be one of"),
+    ({"strength": -1}, "strength must be between"),
+    ({"size": 10}, "size must be between"),
+    ({"iterations": 2.5}, "whole number"),
+    ({"colour": True}, "unknown setting 'colour'"),
+])
+def test_bad_settings_are_clear_errors(stylizer, content, style, settings, message):
+    with pytest.raises(InputError, match=message):
+        stylizer.stylize(content, style, settings)
+
+
+def test_tiny_images_are_refused(stylizer, style):
+    with pytest.raises(InputError, match="at least 16 pixels"):
+        stylizer.stylize(Image.new("RGB", (8, 40)), style, QUICK)
+
+
+def test_decode_image_refuses_non_images_and_bombs(tmp_path):
+    with pytest.raises(InputError, match="not an image"):
+        decode_image(b"hello", max_pixels=10**6)
+    path = tmp_path / "big.png"
+    Image.new("L", (2000, 2000)).save(path)
+    with pytest.raises(InputError, match="over the limit"):
+        decode_image(path.read_bytes(), max_pixels=10**6)
+
+
+def test_iteration_schedule_splits_by_share():
+    assert iteration_schedule(((0.5, 0.4), (1.0, 0.6)), 100) == [(0.5, 40), (1.0, 60)]
+    assert iteration_schedule(((0.5, 0.4), (1.0, 0.6)), 1) == [(1.0, 1)]
+
+
+def test_knobs_override_the_preset():
+    run = resolve({"preset": "paper", "size": 128, "iterations": 9, "strength": 2.0}, 512)
+    assert (run.size, run.iterations, run.style_weight) == (128, 9, 2e3)
+    assert resolve({"preset": "balanced"}, 512).size == 512
+
+
+def _alpha_ramp(size):
+    w, h = size
+    return (np.arange(w * h) % 256).astype(np.uint8).reshape(h, w)
+
+
+def _in_mode(image, mode):
+    if mode in ("LA", "PA", "RGBA"):
+        base = image.convert({"LA": "L", "PA": "P", "RGBA": "RGB"}[mode])
+        if mode == "PA":
+            base = image.convert("P")
+            base.info["transparency"] = 0
+            return base
+        base.putalpha(Image.fromarray(_alpha_ramp(image.size)))
+        return base
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 257)
+    return image.convert(mode)
