@@ -87,15 +87,17 @@ def measure_iteration(stylizer, size, steps=8):
 
 
 def bench_pairs(stylizer, evaluator, pairs, size):
-    rows = []
+    rows, pictures = [], []
     for content_name, style_name in pairs:
         source = photo(content_name)
         content = source.resize(fit_size(*source.size, size), Image.LANCZOS)
         style = painting(style_name)
-        _, p_wall, p_it, p_line = run_preset(stylizer, evaluator, content, style, "paper", size, 50)
+        paper, p_wall, p_it, p_line = run_preset(stylizer, evaluator, content, style, "paper",
+                                                 size, 50)
         p_c, p_s = p_line[-1][1:]
-        _, d_wall, d_it, d_line = run_preset(stylizer, evaluator, content, style,
-                                             DEFAULT_PRESET, size, 2)
+        default, d_wall, d_it, d_line = run_preset(stylizer, evaluator, content, style,
+                                                   DEFAULT_PRESET, size, 2)
+        pictures.append((content, style, paper, default))
         d_c, d_s = d_line[-1][1:]
         reach = time_to_reach(d_line, p_c, p_s)
         rows.append((p_wall, d_wall, reach, d_s / p_s, d_c / p_c))
@@ -104,7 +106,22 @@ def bench_pairs(stylizer, evaluator, pairs, size):
               f"{d_it:.3f} s/it content {d_c:.4g} style {d_s:.4g} | reaches paper's final in "
               + (f"{reach:.1f} s ({reach / p_wall:.3f} of paper's time)" if reach else "never"),
               flush=True)
-    return rows
+    return rows, pictures
+
+
+def save_picture(pictures, path, height=256):
+    """One row per pair: content | style | paper | default, each `height` px high."""
+    rows = [[image.resize((round(image.width * height / image.height), height), Image.LANCZOS)
+             for image in row] for row in pictures]
+    sheet = Image.new("RGB", (max(sum(i.width for i in r) + 8 * 3 for r in rows),
+                              len(rows) * (height + 8) - 8), "white")
+    for y, row in enumerate(rows):
+        x = 0
+        for image in row:
+            sheet.paste(image, (x, y * (height + 8)))
+            x += image.width + 8
+    sheet.save(path)
+    print(f"side-by-side picture (content | style | paper | {DEFAULT_PRESET}): {path}")
 
 
 def summarize(rows):
@@ -149,12 +166,15 @@ def main():
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-photo", action="store_true")
+    parser.add_argument("--picture", help="save content | style | paper | default rows here")
     args = parser.parse_args()
     stylizer = Stylizer()
     print(f"device {stylizer.device}, convolutions in {stylizer.profile.dtype}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}\n")
-    rows = bench_pairs(stylizer, Evaluator(stylizer), PAIRS[:args.pairs], args.size)
+    rows, pictures = bench_pairs(stylizer, Evaluator(stylizer), PAIRS[:args.pairs], args.size)
     summarize(rows)
+    if args.picture:
+        save_picture(pictures, args.picture)
     seconds = measure_iteration(stylizer, args.size)
     print(f"forward+backward to relu5_1 at {args.size}x{args.size}: {seconds:.3f} s, "
           f"{conv_gflop(args.size, args.size) / seconds:.0f} GFLOP/s (target >= 300)")

@@ -51,15 +51,20 @@ def build_parser():
 
 
 def _typed(knob):
-    """argparse type for a knob: converts, then applies the knob's own range/choice check."""
+    """argparse type for a knob: parses the text, then applies the knob's own range check."""
     def convert(text):
         try:
-            value = text if knob.kind is str else knob.kind(float(text) if knob.kind is int else text)
-            return knob.check(value)
+            return knob.check(text if knob.kind is str else _number(text))
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc).replace(f"{knob.name} must", "must")) from None
-    convert.__name__ = knob.name  # argparse names the option's type in its error message
     return convert
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be a number, got {text!r}") from None
 
 
 def main(argv=None):

@@ -32,14 +32,14 @@ def test_stylizes_a_file_keeping_size_and_alpha(images):
     assert done.returncode == 0, done.stderr
     result = Image.open(out)
     assert result.size == Image.open(images / "photo.png").size and result.mode == "RGBA"
-    assert set(result.getchannel("A").getdata()) == {128}
+    assert result.getchannel("A").getextrema() == (128, 128)
     assert "3/3" in done.stderr  # the progress bar reached the end
 
 
 @pytest.mark.parametrize("args, message", [
-    (["missing.png", "painting.jpg"], "content image missing.png: no such file"),
-    (["notes.txt", "painting.jpg"], "content image notes.txt: not an image file"),
-    (["photo.png", "painting.jpg", "--preset", "turbo"], "preset must be one of"),
+    (["missing.png", "painting.jpg"], "missing.png: no such file"),
+    (["notes.txt", "painting.jpg"], "notes.txt: not an image file"),
+    (["photo.png", "painting.jpg", "--preset", "turbo"], "--preset: must be one of fast, balanced, best, paper"),
     (["photo.png", "painting.jpg", "--strength", "-2"], "must be between 0.0 and 100.0"),
     (["photo.png", "painting.jpg", "--size", "huge"], "must be a number"),
     (["photo.png", "painting.jpg", "--init", "zeros"], "must be one of content, noise"),
