@@ -1,0 +1,83 @@
+"""Wire protocol constants and framing (docs/protocol.md): the one place for these facts.
+
+Pure Python (stdlib only): imported by the server, the client and GIMP's own Python.
+"""
+import json
+
+VERSION = 1
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+ENDPOINT_ENV = "NST_ENDPOINT"
+
+HEARTBEAT_INTERVAL = 1.0   # s between a client's heartbeats for its job
+JOB_TIMEOUT = 5.0          # s without a word from its client before the server drops a job
+MAX_HEADER_BYTES = 64 * 1024
+MAX_ID_CHARS = 64
+MAX_SIDE = 65535
+DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_QUEUE = 8
+PREVIEW_SIDE = 256
+
+# Requests (client -> server) and the number of binary frames each carries.
+REQUEST_FRAMES = {"ping": 0, "info": 0, "submit": 2, "heartbeat": 0, "cancel": 0}
+# Job stream messages that end a job.
+FINAL = ("result", "error", "cancelled")
+
+# Error codes (docs/protocol.md, "Error codes").
+BAD_MESSAGE = "bad_message"
+BAD_VERSION = "bad_version"
+UNKNOWN_TYPE = "unknown_type"
+BAD_FIELD = "bad_field"
+BAD_FRAMES = "bad_frames"
+BAD_PIXELS = "bad_pixels"
+TOO_LARGE = "too_large"
+BAD_IMAGE = "bad_image"
+BAD_SETTINGS = "bad_settings"
+UNKNOWN_JOB = "unknown_job"
+BUSY = "busy"
+INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """A message that breaks the protocol; `code` is one of the error codes above."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def encode(msg_type, frames=(), **fields):
+    """A header of `msg_type` with `fields`, plus binary frames, as a list for send_multipart."""
+    header = dict(fields, v=VERSION, type=msg_type)
+    return [json.dumps(header, separators=(",", ":")).encode("utf-8"), *frames]
+
+
+def decode(parts):
+    """Split a received multipart message into (header dict, binary frames); checks the framing
+    and the version only (each side checks the fields it uses)."""
+    if not parts:
+        raise ProtocolError(BAD_MESSAGE, "empty message")
+    if len(parts[0]) > MAX_HEADER_BYTES:
+        raise ProtocolError(BAD_MESSAGE, f"header over {MAX_HEADER_BYTES} bytes")
+    try:
+        header = json.loads(bytes(parts[0]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError(BAD_MESSAGE, "header is not UTF-8 JSON") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(BAD_MESSAGE, "header is not a JSON object")
+    if header.get("v") != VERSION:
+        raise ProtocolError(BAD_VERSION, f"protocol version {header.get('v')!r} is not supported; "
+                                         f"this side speaks version {VERSION}")
+    if not isinstance(header.get("type"), str):
+        raise ProtocolError(BAD_FIELD, "header has no 'type' string")
+    return header, parts[1:]
+
+
+def field(header, name, kind, low=None, high=None):
+    """header[name] checked for type (bool is not an int here) and range."""
+    value = header.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError(BAD_FIELD, f"field '{name}' must be {kind.__name__}, got {value!r}"[:200])
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ProtocolError(BAD_FIELD, f"field '{name}' must be between {low} and {high}, got {value}")
+    return value

@@ -1,0 +1,80 @@
+"""Jobs and the FIFO queue between the socket loop and the one worker that owns the device."""
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)  # jobs are compared by identity, never by their (large) pixels
+class Job:
+    id: str
+    client: bytes              # ZeroMQ routing identity of the submitting socket
+    width: int
+    height: int
+    channels: int
+    pixels: bytes
+    style_bytes: bytes
+    settings: dict
+    preview_every: int
+    last_heard: float = field(default_factory=time.monotonic)
+    stop: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str = ""      # "cancelled" or "abandoned", once stop is set
+
+    def request_stop(self, reason):
+        if not self.stop.is_set():
+            self.stop_reason = reason
+            self.stop.set()
+
+
+class JobQueue:
+    """Waiting jobs in order; the worker blocks in take(); the loop may remove waiting jobs."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, limit):
+        self.limit = limit
+        self._waiting = deque()
+        self._ready = threading.Condition()
+        self.running = None
+
+    @classmethod
+    def new_id(cls):
+        return f"job-{next(cls._ids)}"
+
+    def put(self, job):
+        """Queue `job`; return its position (0 = next), or None when the queue is full."""
+        with self._ready:
+            if len(self._waiting) >= self.limit:
+                return None
+            self._waiting.append(job)
+            self._ready.notify()
+            return len(self._waiting) - 1
+
+    def take(self, timeout):
+        """The next job (now the running one), or None after `timeout` s."""
+        with self._ready:
+            if not self._waiting:
+                self._ready.wait(timeout)
+            self.running = self._waiting.popleft() if self._waiting else None
+            return self.running
+
+    def finish(self):
+        with self._ready:
+            self.running = None
+
+    def remove(self, job):
+        with self._ready:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                return True
+            return False
+
+    def waiting(self):
+        with self._ready:
+            return list(self._waiting)
+
+    def find(self, job_id):
+        with self._ready:
+            running = [self.running] if self.running else []
+            return next((j for j in running + list(self._waiting) if j.id == job_id), None)

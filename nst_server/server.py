@@ -1,0 +1,263 @@
+"""The ZeroMQ server (docs/protocol.md): a socket loop that always answers, and one worker thread
+that owns the device and runs jobs one at a time from a FIFO queue.
+
+The worker never touches the socket (ZeroMQ sockets are not thread-safe): it posts its messages
+to a queue and wakes the loop through an inproc pair.
+"""
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from neural_style import nst_protocol as protocol
+from neural_style import nst_settings
+from neural_style.nst_protocol import ProtocolError, field
+
+from . import __version__
+from .errors import Cancelled, InputError
+from .images import MIN_SIDE, decode_image
+from .jobs import Job, JobQueue
+
+log = logging.getLogger("nst-server")
+POLL_MS = 200  # the loop's longest sleep: abandoned jobs are noticed within this much of the deadline
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int = protocol.DEFAULT_MAX_PIXELS
+    max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES
+    max_queue: int = protocol.DEFAULT_MAX_QUEUE
+    job_timeout: float = protocol.JOB_TIMEOUT
+
+
+class Server:
+    def __init__(self, stylizer, endpoint=protocol.DEFAULT_ENDPOINT, limits=Limits()):
+        self.stylizer, self.endpoint, self.limits = stylizer, endpoint, limits
+        self.jobs = JobQueue(limits.max_queue)
+        self._outbox = queue.Queue()           # (client identity, message parts) from the worker
+        self._stopping = threading.Event()
+        self._context = zmq.Context()
+        self._router = self._context.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.LINGER, 0)
+        self._router.setsockopt(zmq.MAXMSGSIZE, limits.max_message_bytes)
+        self._router.bind(endpoint)
+        self._wake = self._context.socket(zmq.PAIR)
+        self._wake.bind(f"inproc://wake-{id(self)}")
+        self._worker = threading.Thread(target=self._work, name="nst-worker", daemon=True)
+
+    # -- the socket loop ------------------------------------------------------------------------
+
+    def serve_forever(self):
+        """Serve until stop() is called (e.g. from a signal handler)."""
+        log.info("serving on %s (device %s)", self.endpoint, self.stylizer.device)
+        self._worker.start()
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._wake, zmq.POLLIN)
+        try:
+            while not self._stopping.is_set():
+                ready = dict(poller.poll(POLL_MS))
+                if self._wake in ready:
+                    while self._wake.poll(0):
+                        self._wake.recv()
+                if self._router in ready:
+                    self._drain_requests()
+                self._flush_outbox()
+                self._drop_abandoned()
+        finally:
+            self._shutdown()
+
+    def stop(self):
+        self._stopping.set()
+
+    def _drain_requests(self):
+        while True:
+            try:
+                parts = self._router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            client, message = parts[0], parts[1:]
+            try:
+                self._handle(client, message)
+            except ProtocolError as exc:
+                self._send(client, "error", code=exc.code, message=exc.message)
+            except Exception as exc:  # a bug must cost one reply, never the server
+                log.error("request failed:\n%s", traceback.format_exc())
+                self._send(client, "error", code=protocol.INTERNAL, message=repr(exc)[:300])
+
+    def _handle(self, client, message):
+        header, frames = protocol.decode(message)
+        kind = header["type"]
+        if kind not in protocol.REQUEST_FRAMES:
+            raise ProtocolError(protocol.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
+        if len(frames) != protocol.REQUEST_FRAMES[kind]:
+            raise ProtocolError(protocol.BAD_FRAMES, f"'{kind}' takes {protocol.REQUEST_FRAMES[kind]} "
+                                                     f"binary frame(s), got {len(frames)}")
+        reply_id = {}
+        if "id" in header:
+            reply_id = {"id": field(header, "id", str)[:protocol.MAX_ID_CHARS]}
+        if kind == "ping":
+            self._send(client, "pong", time=time.time(), **reply_id)
+        elif kind == "info":
+            self._send(client, "info", **self._info(), **reply_id)
+        elif kind == "submit":
+            self._submit(client, header, frames)
+        else:
+            job = self.jobs.find(field(header, "job", str))
+            if job is None or (kind == "heartbeat" and job.client != client):
+                raise ProtocolError(protocol.UNKNOWN_JOB, f"no job {header['job'][:80]!r}")
+            if kind == "heartbeat":
+                job.last_heard = time.monotonic()
+                state = "running" if job is self.jobs.running else "queued"
+                self._send(client, "alive", job=job.id, state=state, **reply_id)
+            else:
+                self._cancel(job, "cancelled")
+                self._send(client, "ok", job=job.id, **reply_id)
+
+    def _submit(self, client, header, frames):
+        width, height = field(header, "width", int, 1), field(header, "height", int, 1)
+        channels = field(header, "channels", int, 3, 4)
+        if max(width, height) > protocol.MAX_SIDE or width * height > self.limits.max_pixels:
+            raise ProtocolError(protocol.TOO_LARGE, f"{width}x{height} is over the server's limit of "
+                                                    f"{self.limits.max_pixels} pixels")
+        if min(width, height) < MIN_SIDE:
+            raise ProtocolError(protocol.BAD_FIELD, f"the image is {width}x{height}; neural style "
+                                                    f"needs at least {MIN_SIDE}x{MIN_SIDE} pixels")
+        pixels, style_bytes = frames
+        if len(pixels) != width * height * channels:
+            raise ProtocolError(protocol.BAD_PIXELS, f"pixel frame has {len(pixels)} bytes; "
+                                f"{width}x{height}x{channels} needs {width * height * channels}")
+        try:
+            settings = nst_settings.validate(header.get("settings", {}))
+        except ValueError as exc:
+            raise ProtocolError(protocol.BAD_SETTINGS, str(exc)[:300]) from None
+        preview_every = field(dict(header, preview_every=header.get("preview_every", 0)),
+                              "preview_every", int, 0, 100000)
+        job = Job(JobQueue.new_id(), client, width, height, channels, pixels, style_bytes,
+                  settings, preview_every)
+        position = self.jobs.put(job)
+        if position is None:
+            raise ProtocolError(protocol.BUSY, f"{self.limits.max_queue} jobs are already waiting; "
+                                               "try again later")
+        log.info("%s queued at %d: %dx%dx%d, %s", job.id, position, width, height, channels,
+                 settings["preset"])
+        self._send(client, "accepted", job=job.id, position=position)
+
+    def _cancel(self, job, reason):
+        """Stop a job: a waiting one leaves the queue now, a running one within one iteration."""
+        if self.jobs.remove(job):
+            log.info("%s %s while waiting", job.id, reason)
+            self._send(job.client, "cancelled", job=job.id)
+            self._send_positions()
+        else:
+            job.request_stop(reason)
+
+    def _drop_abandoned(self):
+        now = time.monotonic()
+        for job in [self.jobs.running, *self.jobs.waiting()]:
+            if job is not None and now - job.last_heard > self.limits.job_timeout:
+                if not job.stop.is_set():
+                    log.info("%s: no heartbeat for %.0f s, dropping it", job.id, now - job.last_heard)
+                self._cancel(job, "abandoned")
+
+    def _send_positions(self):
+        for position, job in enumerate(self.jobs.waiting()):
+            self._send(job.client, "queued", job=job.id, position=position)
+
+    def _flush_outbox(self):
+        while True:
+            try:
+                client, parts = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if parts is None:  # the worker started a job: everyone waiting moved up
+                self._send_positions()
+            else:
+                self._router.send_multipart([client, *parts], copy=False)
+
+    def _send(self, client, msg_type, frames=(), **fields):
+        self._router.send_multipart([client, *protocol.encode(msg_type, frames, **fields)])
+
+    def _info(self):
+        return dict(
+            version=__version__, protocol=protocol.VERSION, device=str(self.stylizer.device),
+            dtype=str(self.stylizer.profile.dtype).replace("torch.", ""),
+            weights=self.stylizer.weights, working_size=self.stylizer.profile.working_size,
+            presets=list(nst_settings.PRESETS), default_preset=nst_settings.DEFAULT_PRESET,
+            queue_length=len(self.jobs.waiting()),
+            running=self.jobs.running.id if self.jobs.running else None,
+            style_cache=self.stylizer.style_cache_info(),
+            limits=dict(max_pixels=self.limits.max_pixels, max_queue=self.limits.max_queue,
+                        max_message_bytes=self.limits.max_message_bytes,
+                        job_timeout=self.limits.job_timeout))
+
+    def _shutdown(self):
+        if self.jobs.running is not None:
+            self.jobs.running.request_stop("cancelled")
+        self._worker.join(timeout=10)
+        self._router.close()
+        self._wake.close()
+        self._context.term()
+        log.info("stopped")
+
+    # -- the worker -----------------------------------------------------------------------------
+
+    def _work(self):
+        wake = self._context.socket(zmq.PAIR)
+        wake.connect(f"inproc://wake-{id(self)}")
+        try:
+            while not self._stopping.is_set():
+                job = self.jobs.take(timeout=0.5)
+                if job is not None:
+                    self._post(wake, job.client, None)
+                    self._post(wake, job.client, self._run(job, wake))
+                    self.jobs.finish()
+        finally:
+            wake.close()
+
+    def _run(self, job, wake):
+        """Run one job; return the message that ends its stream."""
+        start = time.perf_counter()
+        try:
+            style = decode_image(job.style_bytes, self.limits.max_pixels)
+            content = np.frombuffer(job.pixels, np.uint8).reshape(job.height, job.width, job.channels)
+            result = self.stylizer.stylize(content, style, job.settings,
+                                           on_progress=lambda p: self._progress(wake, job, p),
+                                           should_stop=job.stop.is_set)
+        except Cancelled:
+            log.info("%s stopped: %s", job.id, job.stop_reason)
+            return protocol.encode("cancelled", job=job.id)
+        except InputError as exc:
+            log.info("%s refused: %s", job.id, exc)
+            return protocol.encode("error", job=job.id, code=protocol.BAD_IMAGE, message=str(exc))
+        except Exception as exc:  # the server outlives any engine failure, and says what it was
+            log.error("%s failed:\n%s", job.id, traceback.format_exc())
+            return protocol.encode("error", job=job.id, code=protocol.INTERNAL,
+                                   message=f"{type(exc).__name__}: {exc}"[:500])
+        finally:
+            job.pixels = job.style_bytes = None  # free the inputs as soon as the job ends
+        pixels = result.convert("RGBA" if job.channels == 4 else "RGB").tobytes()
+        elapsed = time.perf_counter() - start
+        log.info("%s done in %.1f s", job.id, elapsed)
+        return protocol.encode("result", [pixels], job=job.id, width=job.width, height=job.height,
+                               channels=job.channels, elapsed=round(elapsed, 3))
+
+    def _progress(self, wake, job, p):
+        self._post(wake, job.client, protocol.encode(
+            "progress", job=job.id, iteration=p.iteration, total=p.total,
+            elapsed=round(p.elapsed, 3), losses=p.losses))
+        if job.preview_every and p.iteration % job.preview_every == 0:
+            image = p.preview()
+            image.thumbnail((protocol.PREVIEW_SIDE, protocol.PREVIEW_SIDE))
+            self._post(wake, job.client, protocol.encode(
+                "preview", [image.tobytes()], job=job.id, iteration=p.iteration,
+                width=image.width, height=image.height, channels=3))
+
+    def _post(self, wake, client, parts):
+        self._outbox.put((client, parts))
+        wake.send(b"")
