@@ -1,4 +1,11 @@
-"""Shared fixtures: one engine (VGG19 loaded once) and small real images for the whole run."""
+"""Shared fixtures: one engine (VGG19 loaded once), small real images, real server processes."""
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
 from PIL import Image
 
@@ -26,3 +33,76 @@ def content():
 @pytest.fixture(scope="session")
 def style():
     return painting("swirls", size=128)
+
+
+# -- a real nst-server process on a free loopback port -------------------------------------------
+
+SERVER = os.path.join(os.path.dirname(sys.executable), "nst-server")
+
+
+def free_endpoint():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+class ServerProcess:
+    """`nst-server run` in a subprocess, stopped at the end of the test that made it."""
+
+    def __init__(self, *options, log_path=None):
+        from neural_style.nst_client import Client, NSTError
+        self.endpoint = free_endpoint()
+        self.log = open(log_path or os.devnull, "w")
+        self.process = subprocess.Popen([SERVER, "run", "--endpoint", self.endpoint, *options],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                Client(self.endpoint, timeout=0.5).ping()
+                return
+            except NSTError:
+                assert self.process.poll() is None, "nst-server exited at start"
+        raise AssertionError("nst-server did not answer within 60 s")
+
+    def client(self, timeout=5.0):
+        from neural_style.nst_client import Client
+        return Client(self.endpoint, timeout)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def start_server():
+    """Factory: start_server(*nst-server run options) -> ServerProcess, stopped after the test."""
+    started = []
+
+    def start(*options, **kwargs):
+        started.append(ServerProcess(*options, **kwargs))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One server shared by a test module (the model loads once)."""
+    process = ServerProcess("--job-timeout", "3")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def style_png(style):
+    buffer = io.BytesIO()
+    style.save(buffer, "PNG")
+    return buffer.getvalue()

@@ -1,0 +1,252 @@
+"""Contract tests: the real nst-server process on a loopback port, driven by the real client."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neural_style import nst_protocol as protocol
+from neural_style.nst_client import Cancelled, Client, ServerError, ServerUnavailable
+from nst_server.samples import photo
+
+QUICK = {"preset": "fast", "size": 64, "iterations": 4}
+LONG = {"preset": "fast", "size": 64, "iterations": 10000}
+
+
+def layer(name="astronaut", size=(72, 64), alpha=True):
+    """A small RGBA (or RGB) layer made from a real photo; alpha is a ramp with a hole."""
+    image = photo(name).resize(size, Image.LANCZOS)
+    if not alpha:
+        return image
+    ramp = (np.arange(size[0] * size[1]) % 256).astype(np.uint8).reshape(size[1], size[0])
+    ramp[:10, :10] = 0
+    image.putalpha(Image.fromarray(ramp))
+    return image
+
+
+def stylize(client, image, style_png, settings=QUICK, **kwargs):
+    channels = len(image.getbands())
+    pixels = client.stylize(image.tobytes(), image.width, image.height, channels, style_png,
+                            settings, **kwargs)
+    return Image.frombytes(image.mode, image.size, pixels)
+
+
+def test_ping_and_info(server):
+    client = server.client()
+    assert client.ping() < 1.0
+    info = client.info()
+    assert info["protocol"] == protocol.VERSION
+    assert info["device"] == "cpu" and info["weights"] == "original"
+    assert set(info["presets"]) == {"fast", "balanced", "best", "paper"}
+    assert info["queue_length"] == 0 and info["running"] is None
+    assert info["limits"]["max_pixels"] == protocol.DEFAULT_MAX_PIXELS
+
+
+def test_stylization_keeps_size_channels_and_alpha(server, style_png, evaluator, style):
+    source = layer()
+    result = stylize(server.client(), source, style_png, dict(QUICK, iterations=10))
+    assert result.size == source.size and result.mode == "RGBA"
+    assert result.getchannel("A").tobytes() == source.getchannel("A").tobytes()
+    rgb = result.convert("RGB")
+    assert rgb.tobytes() != source.convert("RGB").tobytes()
+    assert evaluator.style_loss(rgb, style) < evaluator.style_loss(source.convert("RGB"), style)
+
+
+def test_rgb_layers_come_back_rgb(server, style_png):
+    source = layer(alpha=False)
+    assert stylize(server.client(), source, style_png).size == source.size
+
+
+def test_progress_arrives_in_order_and_ends_with_the_result(server, style_png):
+    events = []
+    stylize(server.client(), layer(), style_png, dict(QUICK, iterations=6),
+            on_progress=events.append, preview_every=3)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "accepted"
+    progress = [e for e in events if e["type"] == "progress"]
+    assert [e["iteration"] for e in progress] == [1, 2, 3, 4, 5, 6]
+    assert all(e["total"] == 6 for e in progress)
+    assert [e["elapsed"] for e in progress] == sorted(e["elapsed"] for e in progress)
+    previews = [e for e in events if e["type"] == "preview"]
+    assert [p["iteration"] for p in previews] == [3, 6]
+    assert len(previews[0]["pixels"]) == previews[0]["width"] * previews[0]["height"] * 3
+
+
+def test_cancel_stops_the_job_and_the_next_starts_at_once(server, style_png):
+    client = server.client()
+    events = []
+    start = time.monotonic()
+    with pytest.raises(Cancelled):
+        stylize(client, layer(), style_png, LONG, on_progress=events.append,
+                should_cancel=lambda: sum(e["type"] == "progress" for e in events) >= 2)
+    assert time.monotonic() - start < 10
+    assert sum(e["type"] == "progress" for e in events) < 10  # stopped within an iteration or so
+    assert client.info()["running"] is None
+    started = []
+    stylize(client, layer(), style_png, on_progress=started.append)
+    assert [e for e in started if e["type"] == "accepted"][0]["position"] == 0
+
+
+def test_cancel_of_a_waiting_job_by_another_client(server, style_png):
+    client = server.client()
+    first_events, outcome = [], {}
+
+    def submit_long():
+        try:
+            stylize(client, layer(), style_png, LONG, on_progress=first_events.append)
+        except Cancelled:
+            outcome["first"] = "cancelled"
+
+    runner = threading.Thread(target=submit_long)
+    runner.start()
+    _wait_for(lambda: any(e["type"] == "progress" for e in first_events))
+    second_events = []
+    second = threading.Thread(target=lambda: outcome.update(second=_catch(
+        lambda: stylize(server.client(), layer(), style_png, on_progress=second_events.append))))
+    second.start()
+    _wait_for(lambda: second_events)
+    assert second_events[0]["position"] == 0  # waiting behind the running job
+    client.cancel(second_events[0]["job"])
+    second.join(10)
+    assert outcome["second"] == "Cancelled"
+    client.cancel(first_events[0]["job"])
+    runner.join(10)
+    assert outcome["first"] == "cancelled"
+
+
+def test_three_concurrent_clients_each_get_their_own_result(server, style_png, evaluator):
+    names = ("astronaut", "coffee", "chelsea")
+    sources = {n: layer(n, alpha=False) for n in names}
+    results, events = {}, {n: [] for n in names}
+
+    def run(name):
+        results[name] = stylize(server.client(timeout=10), sources[name], style_png,
+                                dict(QUICK, iterations=8), on_progress=events[name].append)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert set(results) == set(names)
+    for name in names:  # each result is nearest, in VGG content terms, to its own photo
+        losses = {other: evaluator.content_loss(results[name], sources[other]) for other in names}
+        assert min(losses, key=losses.get) == name, losses
+    waited = [e for n in names for e in events[n] if e["type"] in ("accepted", "queued")]
+    assert max(e["position"] for e in waited) >= 1  # the jobs really queued
+
+
+def test_ping_stays_fast_while_a_job_runs(server, style_png):
+    client, events, latencies = server.client(), [], []
+    worker = threading.Thread(target=_catch, args=(lambda: stylize(
+        client, layer(), style_png, dict(QUICK, size=128, iterations=40),
+        on_progress=events.append),))
+    worker.start()
+    _wait_for(lambda: any(e["type"] == "progress" for e in events))
+    while worker.is_alive() and len(latencies) < 30:
+        latencies.append(client.ping())
+        time.sleep(0.05)
+    worker.join(60)
+    assert len(latencies) >= 10
+    assert max(latencies) < 0.1, latencies
+
+
+def test_style_targets_are_cached_across_jobs(server, style_png):
+    client = server.client()
+    stylize(client, layer(), style_png)
+    before = client.info()["style_cache"]
+    stylize(client, layer("coffee"), style_png)
+    after = client.info()["style_cache"]
+    assert after["hits"] > before["hits"] and after["misses"] == before["misses"]
+
+
+@pytest.mark.parametrize("settings, code, words", [
+    ({"preset": "turbo"}, protocol.BAD_SETTINGS, "preset must be one of"),
+    ({"strength": 1e9}, protocol.BAD_SETTINGS, "strength must be between"),
+    ({"sharpness": 1}, protocol.BAD_SETTINGS, "unknown setting"),
+])
+def test_bad_settings_are_refused_with_the_reason(server, style_png, settings, code, words):
+    with pytest.raises(ServerError) as raised:
+        stylize(server.client(), layer(), style_png, settings)
+    assert raised.value.code == code and words in raised.value.message
+
+
+def test_style_that_is_not_an_image(server):
+    with pytest.raises(ServerError) as raised:
+        stylize(server.client(), layer(), b"GIF89a but not really")
+    assert raised.value.code == protocol.BAD_IMAGE
+    assert server.client().ping() < 1
+
+
+def test_server_absent_raises_within_the_timeout():
+    from conftest import free_endpoint
+    client = Client(free_endpoint(), timeout=2.0)
+    for call in (client.ping, lambda: client.stylize(b"\0" * 16 * 16 * 3, 16, 16, 3, b"x")):
+        start = time.monotonic()
+        with pytest.raises(ServerUnavailable, match="nst-server start"):
+            call()
+        assert time.monotonic() - start < 5
+
+
+def test_server_killed_mid_job(start_server, style_png):
+    victim = start_server()
+    client, events = victim.client(timeout=3.0), []
+
+    def kill_after_first_progress(event):
+        events.append(event)
+        if event["type"] == "progress" and event["iteration"] == 1:
+            victim.process.send_signal(signal.SIGKILL)
+
+    start = time.monotonic()
+    with pytest.raises(ServerUnavailable):
+        stylize(client, layer(), style_png, LONG, on_progress=kill_after_first_progress)
+    assert time.monotonic() - start < 3.0 + 3.0
+    replacement = start_server()  # the same client object works against a new server
+    assert Client(replacement.endpoint, 3.0).ping() < 1
+
+
+def test_client_killed_mid_job_is_dropped_and_the_next_job_runs(server, style_png, tmp_path):
+    script = tmp_path / "doomed_client.py"
+    script.write_text(
+        "import sys\n"
+        "from neural_style.nst_client import Client\n"
+        f"c = Client({server.endpoint!r})\n"
+        "def on(e):\n"
+        "    print(e['type'], e.get('job'), flush=True)\n"
+        f"c.stylize(b'\\x80' * 64 * 64 * 3, 64, 64, 3, open(sys.argv[1], 'rb').read(), {LONG!r},"
+        " on_progress=on)\n")
+    style_file = tmp_path / "style.png"
+    style_file.write_bytes(style_png)
+    doomed = subprocess.Popen([sys.executable, str(script), str(style_file)],
+                              stdout=subprocess.PIPE, text=True)
+    job = doomed.stdout.readline().split()[1]  # "accepted job-N"
+    while doomed.stdout.readline().split()[0] != "progress":
+        pass
+    doomed.kill()
+    doomed.wait()
+    client = server.client()
+    assert client.info()["running"] == job
+    killed_at = time.monotonic()
+    _wait_for(lambda: client.info()["running"] is None, timeout=15)
+    assert time.monotonic() - killed_at < 3 + 2  # the server's --job-timeout is 3 s
+    assert stylize(client, layer(), style_png).size == (72, 64)
+
+
+def _wait_for(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _catch(call):
+    try:
+        call()
+        return "ok"
+    except Exception as exc:  # the thread reports what ended it
+        return type(exc).__name__
