@@ -11,6 +11,7 @@ import time
 from PIL import Image, UnidentifiedImageError
 
 from neural_style import nst_settings
+from neural_style.nst_client import NSTError
 
 from .errors import Cancelled, InputError
 
@@ -78,6 +79,9 @@ def main(argv=None):
     except (InputError, OSError) as exc:
         print(f"nst-stylize: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except NSTError as exc:  # from --server: the server is absent, or refused the job
+        print(f"nst-stylize: error: {exc}", file=sys.stderr)
+        return 1
     except (Cancelled, KeyboardInterrupt):
         print("\nnst-stylize: stopped", file=sys.stderr)
         return 130

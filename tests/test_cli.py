@@ -63,3 +63,20 @@ def test_demo_runs_offline(tmp_path):
     done = run("--demo", "-o", str(out), *QUICK)
     assert done.returncode == 0, done.stderr
     assert Image.open(out).size == (451, 300)  # scikit-image's chelsea photo, full size
+
+
+def test_server_option_runs_the_job_on_a_server(images, server):
+    out = images / "remote.png"
+    done = run(str(images / "photo.png"), str(images / "painting.jpg"), "-o", str(out),
+               "--server", server.endpoint, *QUICK)
+    assert done.returncode == 0, done.stderr
+    result = Image.open(out)
+    assert result.mode == "RGBA" and result.getchannel("A").getextrema() == (128, 128)
+    assert "3/3" in done.stderr
+
+
+def test_server_option_with_no_server_says_how_to_start_one(images):
+    from conftest import free_endpoint
+    done = run(str(images / "photo.png"), str(images / "painting.jpg"), "-o",
+               str(images / "never.png"), "--server", free_endpoint(), *QUICK)
+    assert done.returncode == 1 and "nst-server start" in done.stderr

@@ -67,7 +67,7 @@ def test_progress_arrives_in_order_and_ends_with_the_result(server, style_png):
     stylize(server.client(), layer(), style_png, dict(QUICK, iterations=6),
             on_progress=events.append, preview_every=3)
     kinds = [e["type"] for e in events]
-    assert kinds[0] == "accepted"
+    assert kinds[0] == "accepted" and kinds[-1] == "result" and kinds.count("result") == 1
     progress = [e for e in events if e["type"] == "progress"]
     assert [e["iteration"] for e in progress] == [1, 2, 3, 4, 5, 6]
     assert all(e["total"] == 6 for e in progress)

@@ -70,8 +70,9 @@ class Client:
                 on_progress=None, should_cancel=None, preview_every=0):
         """Run one job; return the result's pixels (same width, height and channels).
 
-        on_progress(event) gets every stream message's header (`accepted`, `queued`, `progress`,
-        `preview` — the latter with event["pixels"]). should_cancel() is polled several times a
+        on_progress(event) gets every stream message's header in order: `accepted`, `queued`,
+        `progress`, `preview` (with event["pixels"]), and last `result` (with the server's
+        `elapsed`). should_cancel() is polled several times a
         second; when it returns true the job is cancelled on the server and Cancelled is raised.
         """
         with self._socket() as sock:
@@ -107,6 +108,8 @@ class Client:
             header, frames = message
             kind = header["type"]
             if kind == "result":
+                if on_progress is not None:
+                    on_progress(header)
                 return bytes(frames[0])
             if kind == "cancelled":
                 raise Cancelled(f"job {job} was cancelled")

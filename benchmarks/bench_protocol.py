@@ -1,0 +1,90 @@
+"""Protocol benchmark against a real nst-server process on loopback.
+
+    python benchmarks/bench_protocol.py
+
+Prints: the protocol's overhead for a 4000x3000 RGBA layer (client round trip minus the
+server's own job time, i.e. framing, transfer both ways and queueing; target < 0.5 s), and
+ping latency while a job runs (target < 100 ms).
+"""
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from PIL import Image
+
+from neural_style.nst_client import Client, NSTError
+from nst_server.samples import painting, photo
+
+
+def start_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    server = os.path.join(os.path.dirname(sys.executable), "nst-server")
+    process = subprocess.Popen([server, "run", "--endpoint", endpoint],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            Client(endpoint, timeout=0.5).ping()
+            return process, endpoint
+        except NSTError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("nst-server did not start")
+
+
+def overhead(client, style_png, runs=3):
+    layer = photo("astronaut").resize((4000, 3000)).convert("RGBA")
+    pixels = layer.tobytes()
+    trivial = {"preset": "fast", "size": 64, "iterations": 1}
+    figures = []
+    for _ in range(runs):
+        events = []
+        start = time.perf_counter()
+        client.stylize(pixels, 4000, 3000, 4, style_png, trivial, on_progress=events.append)
+        wall = time.perf_counter() - start
+        job_time = events[-1]["elapsed"]  # the `result` header: the server's own time for the job
+        figures.append((wall, wall - job_time))
+    wall, cost = min(figures, key=lambda f: f[1])
+    print(f"4000x3000 RGBA ({len(pixels) / 2**20:.0f} MiB each way), trivial job: round trip "
+          f"{wall:.2f} s, of which protocol overhead {cost:.3f} s (target < 0.5 s; best of {runs})")
+
+
+def ping_while_busy(client, style_png):
+    events = []
+    job = threading.Thread(target=client.stylize, args=(
+        photo("coffee").convert("RGB").tobytes(), 600, 400, 3, style_png,
+        {"preset": "balanced", "size": 384}), kwargs={"on_progress": events.append})
+    job.start()
+    while not any(e["type"] == "progress" for e in events):
+        time.sleep(0.01)
+    latencies = []
+    while job.is_alive() and len(latencies) < 200:
+        latencies.append(client.ping() * 1000)
+        time.sleep(0.02)
+    job.join()
+    print(f"ping while a job runs: median {statistics.median(latencies):.1f} ms, "
+          f"max {max(latencies):.1f} ms over {len(latencies)} pings (target < 100 ms)")
+
+
+def main():
+    process, endpoint = start_server()
+    try:
+        client = Client(endpoint, timeout=30)
+        style = io.BytesIO()
+        painting("swirls").save(style, "PNG")
+        print(f"idle ping: {min(client.ping() for _ in range(20)) * 1000:.2f} ms")
+        overhead(client, style.getvalue())
+        ping_while_busy(client, style.getvalue())
+    finally:
+        process.terminate()
+        process.wait()
+
+
+if __name__ == "__main__":
+    main()

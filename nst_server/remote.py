@@ -1,0 +1,30 @@
+"""`nst-stylize --server ENDPOINT`: the same job, run by a running nst-server through the client."""
+import io
+
+from PIL import Image
+
+from neural_style.nst_client import Client
+
+from .images import split_alpha
+
+
+def stylize_remote(endpoint, content, style, settings, bar=None):
+    """Send `content` (any PIL mode; alpha kept) and `style` to the server; return the result."""
+    rgb, alpha = split_alpha(content)
+    if alpha is not None:
+        rgb.putalpha(alpha)
+    style_file = io.BytesIO()
+    style.save(style_file, "PNG")
+
+    def on_progress(event):
+        if bar is not None and event["type"] == "progress":
+            bar.update(event["iteration"], event["total"])
+
+    try:
+        pixels = Client(endpoint, timeout=10.0).stylize(
+            rgb.tobytes(), rgb.width, rgb.height, len(rgb.getbands()), style_file.getvalue(),
+            settings, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    return Image.frombytes(rgb.mode, rgb.size, pixels)
