@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Install Neural Style for GIMP in one command (Python 3.10+, standard library only).
+
+    python3 install.py              # server virtualenv + GIMP plug-in + an offline demo run
+    python3 install.py --check      # diagnose an installation, one line per check
+    python3 install.py --uninstall  # remove exactly what was installed
+
+What it does (idempotent; --dry-run prints it without doing it):
+  1. a virtualenv with the server package (nst-server, nst-stylize); --venv PATH chooses it, or
+     reuses it when it already has the server;
+  2. the plug-in folder copied into GIMP 3's user plug-ins folder(s) (found for Linux, Flatpak,
+     Windows, macOS; --gimp-dir to give one), with a config.json naming the server command and
+     endpoint, which the plug-in reads;
+  3. pyzmq for GIMP's own Python: nothing if it already has zmq, else a pyzmq wheel for that
+     Python's version vendored into the plug-in folder (the plug-in prefers a system zmq);
+  4. a short offline demo stylization (skip with --no-demo).
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+PLUGIN_SOURCE = REPO / "gimp_plugin" / "neural_style"
+PLUGIN_NAME = "neural_style"
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"  # the protocol's default (nst_protocol.DEFAULT_ENDPOINT)
+IS_WINDOWS = sys.platform == "win32"
+
+
+def data_dir():
+    if IS_WINDOWS:
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "neural-style-gimp"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "neural-style-gimp"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "neural-style-gimp"
+
+
+MANIFEST = data_dir() / "installed.json"
+
+
+def venv_bin(venv, name):
+    return Path(venv) / ("Scripts" if IS_WINDOWS else "bin") / (name + (".exe" if IS_WINDOWS else ""))
+
+
+# -- finding GIMP ------------------------------------------------------------------------------
+
+
+def gimp_config_roots():
+    """Folders where GIMP 3 keeps per-version user configs (GIMP/3.0, GIMP/3.2, ...)."""
+    home = Path.home()
+    if IS_WINDOWS:
+        return [Path(os.environ.get("APPDATA", home / "AppData" / "Roaming")) / "GIMP"]
+    if sys.platform == "darwin":
+        return [home / "Library" / "Application Support" / "GIMP"]
+    config = Path(os.environ.get("XDG_CONFIG_HOME", home / ".config"))
+    return [config / "GIMP", home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP"]
+
+
+def find_plugin_dirs():
+    """Existing GIMP 3 user plug-in folders; if GIMP 3 never ran yet, the default one to create."""
+    if os.environ.get("GIMP3_DIRECTORY"):
+        return [Path(os.environ["GIMP3_DIRECTORY"]) / "plug-ins"]
+    found = [Path(p) / "plug-ins" for root in gimp_config_roots()
+             for p in sorted(glob.glob(str(root / "3.*"))) if Path(p).is_dir()]
+    return found or [gimp_config_roots()[0] / "3.0" / "plug-ins"]
+
+
+def find_gimp():
+    """GIMP 3's executable, if one is on PATH or in the usual places."""
+    for name in ("gimp-3.0", "gimp-3", "gimp", "gimp-console-3.0"):
+        if shutil.which(name):
+            return shutil.which(name)
+    candidates = (glob.glob(r"C:\Program Files\GIMP 3*\bin\gimp-3*.exe") if IS_WINDOWS else
+                  glob.glob("/Applications/GIMP*.app/Contents/MacOS/gimp*") +
+                  glob.glob("/var/lib/flatpak/exports/bin/org.gimp.GIMP"))
+    return candidates[0] if candidates else None
+
+
+def gimp_python():
+    """(version "X.Y", has_zmq) of the Python GIMP runs plug-ins with, when it can be found.
+
+    On Linux GIMP starts Python plug-ins with `/usr/bin/env python3`, i.e. the system's python3
+    (the one with `gi`); elsewhere GIMP bundles its own, which --gimp-python names."""
+    python = "/usr/bin/python3"
+    if IS_WINDOWS or sys.platform == "darwin" or not os.path.exists(python):
+        return None, False
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])\ntry:\n import zmq; print('zmq')\n" \
+            "except ImportError: pass"
+    out = subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.split()
+    return (out[0], "zmq" in out) if out else (None, False)
+
+
+# -- the steps -----------------------------------------------------------------------------------
+
+
+class Installer:
+    def __init__(self, args):
+        self.args = args
+        self.venv = Path(args.venv).expanduser() if args.venv else data_dir() / "venv"
+
+    def step(self, text):
+        print(("would: " if self.args.dry_run else "") + text, flush=True)
+        return not self.args.dry_run
+
+    def install(self):
+        self.install_server()
+        dirs = [Path(self.args.gimp_dir).expanduser()] if self.args.gimp_dir else find_plugin_dirs()
+        print("GIMP 3 plug-in folder(s): " + ", ".join(map(str, dirs)))
+        version, has_zmq = (self.args.gimp_python, False) if self.args.gimp_python else gimp_python()
+        for plugins in dirs:
+            self.install_plugin(plugins, version, has_zmq)
+        if not self.args.dry_run:
+            record(venv=str(self.venv), created_venv=self.created_venv,
+                   plugins=[str(d / PLUGIN_NAME) for d in dirs])
+        if not self.args.no_demo:
+            self.run_demo()
+        print("Done. Open GIMP 3: Filters > Artistic > Neural Style...")
+
+    def install_server(self):
+        nst_server = venv_bin(self.venv, "nst-server")
+        self.created_venv = not self.venv.exists()
+        if self.args.venv and nst_server.exists():
+            print(f"server: reusing {self.venv} (it has nst-server)")
+            return
+        if self.created_venv and self.step(f"create virtualenv {self.venv}"):
+            subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
+        if self.step(f"install the server package into {self.venv} (torch: a large download)"):
+            subprocess.run([str(venv_bin(self.venv, "python")), "-m", "pip", "install",
+                            "--disable-pip-version-check", "--quiet", str(REPO)], check=True)
+        print(f"server: {nst_server}")
+
+    def install_plugin(self, plugins, version, has_zmq):
+        target = plugins / PLUGIN_NAME
+        if self.step(f"copy the plug-in to {target}"):
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(PLUGIN_SOURCE, target,
+                            ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+            os.chmod(target / "neural_style.py", 0o755)
+            config = {"endpoint": self.args.endpoint,
+                      "server_command": [str(venv_bin(self.venv, "nst-server"))]}
+            (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if has_zmq:
+            print(f"pyzmq: GIMP's Python {version} already has it")
+        elif version is None:
+            print("pyzmq: could not tell which Python GIMP uses; pass --gimp-python X.Y "
+                  "(GIMP > Filters > Development > Python-Fu console shows it)")
+        elif self.step(f"vendor pyzmq for Python {version} into {target / 'vendor'}"):
+            vendor_pyzmq(self.venv, target / "vendor", version)
+
+    def run_demo(self):
+        out = Path.cwd() / "neural-style-demo.png"
+        if self.step(f"run an offline demo stylization into {out}"):
+            subprocess.run([str(venv_bin(self.venv, "nst-stylize")), "--demo", "-o", str(out)],
+                           check=True)
+
+
+def vendor_pyzmq(venv, target, version):
+    """pip-install a binary pyzmq wheel built for GIMP's Python `version` into `target`."""
+    machine = platform.machine().lower()
+    if IS_WINDOWS:
+        platforms = ["win_amd64"]
+    elif sys.platform == "darwin":
+        platforms = ["macosx_11_0_arm64" if machine == "arm64" else "macosx_10_15_x86_64"]
+    else:
+        arch = "aarch64" if machine in ("aarch64", "arm64") else "x86_64"
+        platforms = [f"manylinux_2_28_{arch}", f"manylinux2014_{arch}", f"manylinux_2_17_{arch}"]
+    if target.exists():
+        shutil.rmtree(target)
+    command = [str(venv_bin(venv, "python")), "-m", "pip", "install", "--quiet",
+               "--disable-pip-version-check", "--target", str(target), "--only-binary=:all:",
+               "--implementation", "cp", "--python-version", version, "pyzmq"]
+    for tag in platforms:
+        command += ["--platform", tag]
+    subprocess.run(command, check=True)
+
+
+def record(**facts):
+    MANIFEST.parent.mkdir(parents=True, exist_ok=True)
+    MANIFEST.write_text(json.dumps(facts, indent=2) + "\n")
+
+
+# -- --check and --uninstall ---------------------------------------------------------------------
+
+
+def check(args):
+    """One line per check; exit status 0 when all pass."""
+    installed = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    plugin_dirs = ([Path(args.gimp_dir).expanduser() / PLUGIN_NAME] if args.gimp_dir else
+                   [Path(p) for p in installed.get("plugins", [])] or
+                   [d / PLUGIN_NAME for d in find_plugin_dirs()])
+    gimp = find_gimp()
+    results = [("GIMP 3", bool(gimp), gimp or "not found on PATH or in the usual places")]
+    for folder in plugin_dirs:
+        script = folder / "neural_style.py"
+        ok = script.exists() and os.access(script, os.X_OK)
+        results.append(("plug-in", ok, f"{script} " + ("present, executable" if ok else
+                        "missing or not executable: run python3 install.py")))
+        version, has_zmq = (args.gimp_python, False) if args.gimp_python else gimp_python()
+        vendored = (folder / "vendor" / "zmq").is_dir()
+        results.append(("zmq for GIMP's Python", has_zmq or vendored,
+                        f"Python {version or '?'}: " + ("its own pyzmq" if has_zmq else
+                        "vendored pyzmq" if vendored else "missing: run python3 install.py")))
+    endpoint = args.endpoint
+    results.append(("server", reachable(endpoint), f"{endpoint} " + (
+        "answers" if reachable(endpoint) else "not answering: start it with "
+        f"{venv_bin(installed.get('venv', data_dir() / 'venv'), 'nst-server')} start")))
+    for name, ok, detail in results:
+        print(f"[{'ok' if ok else 'FAIL'}] {name}: {detail}")
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def reachable(endpoint):
+    """Whether something accepts TCP connections at the endpoint (stdlib only: no zmq here)."""
+    host, _, port = endpoint.rpartition("://")[2].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def uninstall(args):
+    if not MANIFEST.exists():
+        print("nothing to uninstall: no record of an installation")
+        return 0
+    installed = json.loads(MANIFEST.read_text())
+    paths = list(installed["plugins"]) + ([installed["venv"]] if installed["created_venv"] else [])
+    for path in paths:
+        if not Path(path).exists():
+            continue
+        print(f"{'would: ' if args.dry_run else ''}remove {path}")
+        if not args.dry_run:
+            shutil.rmtree(path)
+    if not args.dry_run:
+        MANIFEST.unlink()
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="install.py", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--venv", help=f"virtualenv for the server (default {data_dir() / 'venv'}); "
+                        "reused as it is if it already has nst-server")
+    parser.add_argument("--gimp-dir", metavar="PLUGINS_DIR", help="GIMP 3 plug-ins folder to use")
+    parser.add_argument("--gimp-python", metavar="X.Y", help="version of GIMP's Python "
+                        "(when it cannot be detected, e.g. GIMP's bundled Python on Windows/macOS)")
+    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="server endpoint to record")
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo stylization")
+    parser.add_argument("--check", action="store_true", help="diagnose the installation")
+    parser.add_argument("--uninstall", action="store_true", help="remove what was installed")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be done")
+    args = parser.parse_args(argv)
+    if sys.version_info < (3, 10):
+        parser.error("Python 3.10 or newer is needed")
+    if args.check:
+        return check(args)
+    if args.uninstall:
+        return uninstall(args)
+    try:
+        Installer(args).install()
+    except subprocess.CalledProcessError as exc:
+        print(f"install.py: error: {' '.join(map(str, exc.cmd[:4]))}... failed "
+              f"(exit {exc.returncode})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""End to end in a real GIMP 3: the plug-in installed by install.py into an isolated GIMP config,
+a real nst-server on the host, the procedure driven through gimp-console-3.0 batch mode.
+
+Skips with the reason where GIMP 3 cannot be set up, unless NST_REQUIRE_GIMP=1 (CI), where
+that is a failure.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent / "gimp"))
+from harness import REPO, GimpSession, gimp_root, run_filter  # noqa: E402
+
+from conftest import free_endpoint  # noqa: E402
+from nst_server.samples import painting, photo  # noqa: E402
+
+FAST = {"preset": "fast", "size": 64}
+
+
+@pytest.fixture(scope="module")
+def root():
+    found, reason = gimp_root()
+    if found is None:
+        if os.environ.get("NST_REQUIRE_GIMP") == "1":
+            pytest.fail(f"NST_REQUIRE_GIMP=1 but {reason}")
+        pytest.skip(reason)
+    return found
+
+
+def gimp_python_version(root):
+    out = subprocess.run(["chroot", str(root), "/usr/bin/python3", "-c",
+                          "import sys; print('%d.%d' % sys.version_info[:2])"]
+                         if root != Path("/") else ["/usr/bin/python3", "-c",
+                          "import sys; print('%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def install(session, endpoint, tmp_path):
+    """python3 install.py into the session's GIMP config, reusing this test virtualenv."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "install.py"), "--venv", sys.prefix, "--gimp-dir",
+         str(session.plugins), "--gimp-python", gimp_python_version(session.root),
+         "--endpoint", endpoint, "--no-demo"],
+        capture_output=True, text=True, env=dict(os.environ, XDG_DATA_HOME=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    return session.plugins / "neural_style"
+
+
+@pytest.fixture(scope="module")
+def session(root, server, tmp_path_factory):
+    gimp = GimpSession(root)
+    install(gimp, server.endpoint, tmp_path_factory.mktemp("data"))
+    yield gimp
+    gimp.close()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    painting("swirls", 128).save(folder / "starry_night.png")
+    photo("astronaut").resize((96, 80), Image.LANCZOS).save(folder / "photo.png")
+    rgba = photo("coffee").resize((96, 64), Image.LANCZOS).convert("RGBA")
+    alpha = np.full((64, 96), 255, np.uint8)
+    alpha[:, :30] = 0                      # a fully transparent band
+    alpha[40:, 50:] = 90                   # and a half-transparent corner
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(folder / "cutout.png")
+    photo("chelsea").convert("L").resize((90, 60), Image.LANCZOS).save(folder / "gray.png")
+    return folder
+
+
+def test_new_layer_above_the_source_with_its_name_size_offsets_and_the_style(
+        session, files, evaluator, style):
+    report, layers = run_filter(session, files / "photo.png",
+                                dict(FAST, **{"style-file": str(files / "starry_night.png")}),
+                                offsets=[7, 5])
+    assert report["registered"] and report["status"] == "success", report
+    new, source = report["layers"][:2]
+    assert new["name"] == "Neural Style: starry_night"
+    assert new["size"] == source["size"] == [96, 80]
+    assert new["offsets"] == source["offsets"] == [7, 5]
+    assert not new["mask"]
+    result, original = Image.open(layers[0]).convert("RGB"), Image.open(layers[1]).convert("RGB")
+    assert np.abs(np.asarray(result, float) - np.asarray(original, float)).mean() > 5
+    assert evaluator.style_loss(result, style) < 0.5 * evaluator.style_loss(original, style)
+
+
+def test_alpha_of_the_source_is_preserved(session, files):
+    report, layers = run_filter(session, files / "cutout.png",
+                                dict(FAST, **{"style-file": str(files / "starry_night.png")}))
+    assert report["status"] == "success", report
+    assert report["layers"][0]["alpha"]
+    result, source = Image.open(layers[0]), Image.open(layers[1])
+    assert np.array_equal(np.asarray(result.getchannel("A")), np.asarray(source.getchannel("A")))
+
+
+def test_a_selection_gives_the_new_layer_a_mask(session, files):
+    report, _ = run_filter(session, files / "photo.png",
+                           dict(FAST, **{"style-file": str(files / "starry_night.png")}),
+                           select=[10, 10, 40, 30])
+    assert report["status"] == "success", report
+    assert report["layers"][0]["mask"] and not report["layers"][1]["mask"]
+
+
+def test_grayscale_image_gets_a_grayscale_result(session, files):
+    report, layers = run_filter(session, files / "gray.png",
+                                dict(FAST, **{"style-file": str(files / "starry_night.png")}))
+    assert report["status"] == "success", report
+    assert report["base_type"] == "gray"
+    assert report["layers"][0]["type"].startswith("gray")
+    assert report["layers"][0]["size"] == [90, 60]
+
+
+def test_indexed_image_is_refused(session, files):
+    report, _ = run_filter(session, files / "photo.png",
+                           dict(FAST, **{"style-file": str(files / "starry_night.png")}),
+                           indexed=True)
+    assert report["status"] != "success"
+    assert "indexed" in report["message"].lower()
+    assert len(report["layers"]) == 1  # the image is untouched
+
+
+def test_server_down_returns_how_to_start_it_quickly(root, files, tmp_path):
+    gimp = GimpSession(root)
+    try:
+        plugin = install(gimp, free_endpoint(), tmp_path)
+        config = json.loads((plugin / "config.json").read_text())
+        config.pop("server_command")  # as if the installer had not recorded how to start it
+        (plugin / "config.json").write_text(json.dumps(config))
+        report, _ = run_filter(gimp, files / "photo.png",
+                               dict(FAST, **{"style-file": str(files / "starry_night.png")}))
+    finally:
+        gimp.close()
+    assert report["status"] == "execution-error"
+    assert "not running" in report["message"] and "start --endpoint" in report["message"]
+    assert report["seconds"] < 10
+    assert len(report["layers"]) == 1
+
+
+def test_vendored_pyzmq_imports_in_gimps_python(session):
+    """install.py vendors pyzmq built for GIMP's Python version; with the system's pyzmq out of
+    the way, that copy must import and work there."""
+    vendor = session.path_in_gimp(session.plugins / "neural_style" / "vendor")
+    probe = ("import sys; sys.path = [p for p in sys.path if 'packages' not in p]; "
+             f"sys.path.insert(0, {vendor!r}); import zmq; zmq.Context().term(); print(zmq.__file__)")
+    command = ["/usr/bin/python3", "-c", probe]
+    if session.root != Path("/"):
+        command = ["chroot", str(session.root), *command]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(vendor)
