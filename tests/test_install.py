@@ -1,0 +1,80 @@
+"""install.py as a user runs it, into private folders (reusing this test virtualenv)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def install_py(tmp_path, *args):
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.pop("GIMP3_DIRECTORY", None)
+    done = subprocess.run([sys.executable, str(REPO / "install.py"), *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture
+def plugins(tmp_path):
+    return tmp_path / "GIMP" / "3.0" / "plug-ins"
+
+
+def common(plugins):
+    return ["--venv", sys.prefix, "--gimp-dir", str(plugins), "--gimp-python",
+            "%d.%d" % sys.version_info[:2], "--no-demo"]
+
+
+def test_help_names_every_option(tmp_path):
+    code, out = install_py(tmp_path, "--help")
+    assert code == 0
+    for option in ("--venv", "--gimp-dir", "--gimp-python", "--check", "--uninstall", "--dry-run"):
+        assert option in out
+
+
+def test_dry_run_changes_nothing(tmp_path, plugins):
+    code, out = install_py(tmp_path, *common(plugins), "--dry-run")
+    assert code == 0 and "would: copy the plug-in" in out
+    assert not plugins.exists() and not (tmp_path / "data").exists()
+
+
+def test_install_is_idempotent_and_uninstall_removes_exactly_it(tmp_path, plugins):
+    keep = plugins / "someone-elses-plugin"
+    keep.mkdir(parents=True)
+    for _ in range(2):
+        code, out = install_py(tmp_path, *common(plugins))
+        assert code == 0, out
+        assert f"reusing {sys.prefix}" in out
+    plugin = plugins / "neural_style"
+    assert os.access(plugin / "neural_style.py", os.X_OK)
+    assert {p.name for p in plugin.iterdir()} >= {"neural_style.py", "nst_client.py",
+                                                   "nst_protocol.py", "nst_settings.py", "vendor"}
+    config = json.loads((plugin / "config.json").read_text())
+    assert config["server_command"] == [str(Path(sys.prefix) / "bin" / "nst-server")]
+    assert config["endpoint"] == "tcp://127.0.0.1:5555"
+
+    code, out = install_py(tmp_path, "--check", "--gimp-dir", str(plugins),
+                           "--gimp-python", "%d.%d" % sys.version_info[:2])
+    lines = out.strip().splitlines()
+    assert any(line.startswith("[ok] plug-in:") for line in lines)
+    assert any(line.startswith("[ok] zmq for GIMP's Python:") for line in lines)
+    assert any(line.startswith("[") and "server:" in line for line in lines)
+
+    code, out = install_py(tmp_path, "--uninstall")
+    assert code == 0 and f"remove {plugin}" in out
+    assert not plugin.exists() and keep.exists() and Path(sys.prefix).exists()
+    code, out = install_py(tmp_path, "--uninstall")
+    assert "nothing to uninstall" in out
+
+
+def test_finds_the_gimp3_plugin_folders(tmp_path):
+    for version in ("3.0", "3.2"):
+        (tmp_path / "config" / "GIMP" / version).mkdir(parents=True)
+    code, out = install_py(tmp_path, "--venv", sys.prefix, "--no-demo", "--dry-run",
+                           "--gimp-python", "3.13")
+    assert code == 0
+    for version in ("3.0", "3.2"):
+        assert str(tmp_path / "config" / "GIMP" / version / "plug-ins") in out
