@@ -15,11 +15,8 @@ import sys
 import threading
 import time
 
-from PIL import Image
-
 from neural_style.nst_client import Client, NSTError
 from nst_server.samples import painting, photo
-
 
 def start_server():
     with socket.socket() as s:
@@ -37,7 +34,6 @@ def start_server():
     process.kill()
     raise SystemExit("nst-server did not start")
 
-
 def overhead(client, style_png, runs=3):
     layer = photo("astronaut").resize((4000, 3000)).convert("RGBA")
     pixels = layer.tobytes()
@@ -53,7 +49,6 @@ def overhead(client, style_png, runs=3):
     wall, cost = min(figures, key=lambda f: f[1])
     print(f"4000x3000 RGBA ({len(pixels) / 2**20:.0f} MiB each way), trivial job: round trip "
           f"{wall:.2f} s, of which protocol overhead {cost:.3f} s (target < 0.5 s; best of {runs})")
-
 
 def ping_while_busy(client, style_png):
     events = []
@@ -71,7 +66,6 @@ def ping_while_busy(client, style_png):
     print(f"ping while a job runs: median {statistics.median(latencies):.1f} ms, "
           f"max {max(latencies):.1f} ms over {len(latencies)} pings (target < 100 ms)")
 
-
 def main():
     process, endpoint = start_server()
     try:
@@ -84,7 +78,6 @@ def main():
     finally:
         process.terminate()
         process.wait()
-
 
 if __name__ == "__main__":
     main()

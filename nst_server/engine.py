@@ -19,7 +19,7 @@ from neural_style import nst_settings
 
 from .device import profile_for, select_device
 from .errors import Cancelled, InputError
-from .images import as_pil, fit_size, image_digest, split_alpha, to_pil, to_tensor
+from .images import MIN_SIDE, as_pil, fit_size, image_digest, split_alpha, to_pil, to_tensor
 from .losses import content_loss, gram, style_loss, tv_loss
 from .presets import PRESETS
 from .vgg import denormalize, load_vgg19, normalize
@@ -64,47 +64,35 @@ class Stylizer:
     # -- the optimization ------------------------------------------------------------------------
 
     def _optimize(self, content, style, run, on_progress, should_stop):
-        p, preserve = run.preset, run.knobs["preserve_colors"]
-        vgg = self._model(torch.float32 if p.exact_fp32 else self.profile.dtype)
+        """Coarse to fine over the preset's scales; return the working-size result."""
+        vgg = self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype)
+        if run.knobs["preserve_colors"]:
+            content = luminance_rgb(content)
         full = fit_size(content.width, content.height, run.size)
-        schedule = iteration_schedule(p.scales, run.iterations)
+        style_key = image_digest(style)
         start, done, x = time.perf_counter(), 0, None
-        for fraction, steps in schedule:
-            shape = (max(16, round(full[0] * fraction)), max(16, round(full[1] * fraction)))
-            target = self._normalize(luminance_rgb(content) if preserve else content, shape)
-            with torch.no_grad():
-                content_feats = {n: f.float() for n, f in
-                                 vgg(target, list(p.content_layers)).items()}
-            style_grams = self._style_grams(style, shape, p, vgg)
+        for fraction, steps in iteration_schedule(run.preset.scales, run.iterations):
+            shape = tuple(max(MIN_SIDE, round(side * fraction)) for side in full)
+            target = self._normalize(content, shape)
+            objective = Objective(vgg, run, self._content_features(target, run.preset, vgg),
+                                  self._style_grams(style, style_key, shape, run.preset, vgg))
             x = self._initial(target, x, run)
-            optimizer = make_optimizer(p, x)
+            optimizer = make_optimizer(run.preset, x)
             for _ in range(steps):
                 if should_stop is not None and should_stop():
                     raise Cancelled("stopped on request")
-                losses = {}
-
-                def closure():
-                    optimizer.zero_grad(set_to_none=True)
-                    feats = vgg(x, run.layers)
-                    terms = {"content": content_loss(feats, content_feats, p.content_layers),
-                             "style": style_loss(feats, style_grams, p.style_layers, p.style_term),
-                             "tv": tv_loss(x)}
-                    total = (run.content_weight * terms["content"]
-                             + run.style_weight * terms["style"] + run.tv_weight * terms["tv"])
-                    total.backward()
-                    losses.update({k: float(v.detach()) for k, v in terms.items()}, total=float(total.detach()))
-                    return total
-
-                optimizer.step(closure)
-                if p.clamp:
-                    with torch.no_grad():  # stay a real image: clipping later would undo the style
-                        x.copy_(normalize(denormalize(x).clamp(0, 1)))
+                losses = objective.step(optimizer, x)
                 done += 1
                 if on_progress is not None:
                     current = x.detach().clone()
                     on_progress(Progress(done, run.iterations, time.perf_counter() - start, losses,
                                          lambda c=current: to_pil(denormalize(c))))
         return to_pil(denormalize(x))
+
+    @staticmethod
+    def _content_features(target, preset, vgg):
+        with torch.no_grad():
+            return {n: f.float() for n, f in vgg(target, list(preset.content_layers)).items()}
 
     def _initial(self, target, previous, run):
         """Content (or seeded noise) at the first scale; the upsampled result at later ones."""
@@ -119,10 +107,10 @@ class Stylizer:
             x = target.clone()
         return x.requires_grad_(True)
 
-    def _style_grams(self, style, shape, preset, vgg):
+    def _style_grams(self, style, style_key, shape, preset, vgg):
         """Style Grams at the size matching `shape`, from the bounded LRU cache when possible."""
         size = shape if preset.style_shape == "content" else fit_size(*style.size, max(shape))
-        key = (image_digest(style), size, tuple(preset.style_layers), vgg.dtype)
+        key = (style_key, size, tuple(preset.style_layers), vgg.dtype)
         if key in self._style_cache:
             self._cache_stats["hits"] += 1
             self._style_cache.move_to_end(key)
@@ -153,6 +141,39 @@ class Stylizer:
     def _normalize(self, image, size):
         resized = image if image.size == tuple(size) else image.resize(size, Image.LANCZOS)
         return normalize(to_tensor(resized).to(self.device))
+
+
+class Objective:
+    """The loss of one scale: weighted content, style and total-variation terms."""
+
+    def __init__(self, vgg, run, content_features, style_grams):
+        self.vgg, self.run = vgg, run
+        self.content_features, self.style_grams = content_features, style_grams
+
+    def step(self, optimizer, x):
+        """One optimizer iteration (one forward + backward); return the losses it saw."""
+        losses = {}
+
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            preset, run = self.run.preset, self.run
+            feats = self.vgg(x, run.layers)
+            terms = {"content": content_loss(feats, self.content_features, preset.content_layers),
+                     "style": style_loss(feats, self.style_grams, preset.style_layers,
+                                         preset.style_term),
+                     "tv": tv_loss(x)}
+            total = (run.content_weight * terms["content"] + run.style_weight * terms["style"]
+                     + run.tv_weight * terms["tv"])
+            total.backward()
+            losses.update({k: float(v.detach()) for k, v in terms.items()})
+            losses["total"] = float(total.detach())
+            return total
+
+        optimizer.step(closure)
+        if self.run.preset.clamp:
+            with torch.no_grad():  # stay a real image: clipping later would undo the style
+                x.copy_(normalize(denormalize(x).clamp(0, 1)))
+        return losses
 
 
 # -- settings --------------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ def test_stylizes_a_file_keeping_size_and_alpha(images):
 @pytest.mark.parametrize("args, message", [
     (["missing.png", "painting.jpg"], "missing.png: no such file"),
     (["notes.txt", "painting.jpg"], "notes.txt: not an image file"),
-    (["photo.png", "painting.jpg", "--preset", "turbo"], "--preset: must be one of fast, balanced, best, paper"),
+    (["photo.png", "painting.jpg", "--preset", "turbo"],
+     "--preset: must be one of fast, balanced, best, paper"),
     (["photo.png", "painting.jpg", "--strength", "-2"], "must be between 0.0 and 100.0"),
     (["photo.png", "painting.jpg", "--size", "huge"], "must be a number"),
     (["photo.png", "painting.jpg", "--init", "zeros"], "must be one of content, noise"),

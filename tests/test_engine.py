@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_server.engine import Stylizer, iteration_schedule, resolve
+from nst_server.engine import iteration_schedule, resolve
 from nst_server.errors import Cancelled, InputError
 from nst_server.images import decode_image
 
@@ -144,3 +144,11 @@ def _in_mode(image, mode):
     if mode == "I;16":
         return Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 257)
     return image.convert(mode)
+
+
+def test_the_model_is_built_once_per_process(stylizer, content, style):
+    model = stylizer.vgg
+    stylizer.stylize(content, style, QUICK)
+    variants = dict(stylizer._vgg_variants)
+    stylizer.stylize(content, style, dict(QUICK, seed=5))
+    assert stylizer.vgg is model and stylizer._vgg_variants == variants

@@ -6,8 +6,10 @@ that is a failure.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,28 @@ def test_server_down_returns_how_to_start_it_quickly(root, files, tmp_path):
     assert "not running" in report["message"] and "start --endpoint" in report["message"]
     assert report["seconds"] < 10
     assert len(report["layers"]) == 1
+
+
+def test_a_stopped_server_is_started_by_the_filter(root, files, tmp_path):
+    """Nothing answers, but install.py recorded the server command: the filter starts the server
+    in the background, waits for it, and runs. (In a Debian 13 root, this virtualenv, its base
+    Python and the repo are bound in at the same paths so that the recorded command exists.)"""
+    gimp = GimpSession(root)
+    binds = sorted({sys.prefix, sys.base_prefix, str(REPO)}) if root != Path("/") else ()
+    pid_file = gimp.inside / "home" / ".local" / "state" / "neural-style-gimp" / "nst-server.pid"
+    try:
+        install(gimp, free_endpoint(), tmp_path)
+        report, _ = run_filter(gimp, files / "photo.png",
+                               dict(FAST, **{"style-file": str(files / "starry_night.png")}),
+                               binds=binds)
+        started = pid_file.exists()
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            time.sleep(1)
+        gimp.close()
+    assert report["status"] == "success", report
+    assert started and report["layers"][0]["name"] == "Neural Style: starry_night"
 
 
 def test_vendored_pyzmq_imports_in_gimps_python(session):

@@ -1,5 +1,4 @@
 """Contract tests: the real nst-server process on a loopback port, driven by the real client."""
-import os
 import signal
 import subprocess
 import sys

@@ -23,8 +23,11 @@ cat > "$work/shoot.sh" <<SHOOT
 export HOME=$inside/home GIMP3_DIRECTORY=$inside/config DISPLAY=:77 PATH=/usr/bin:/bin
 export DBUS_SESSION_BUS_ADDRESS=disabled:
 Xvfb :77 -screen 0 1280x800x24 >/dev/null 2>&1 &
+xvfb=\$!
 sleep 1
 gimp-3.0 $inside/photo.png >/dev/null 2>&1 &
+gimp=\$!
+trap 'kill \$gimp \$xvfb 2>/dev/null' EXIT
 sleep 14
 for w in \$(xdotool search --onlyvisible --name "Welcome"); do xdotool windowclose \$w; done
 sleep 1.5

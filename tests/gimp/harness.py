@@ -45,16 +45,19 @@ class GimpSession:
         """How GIMP (inside the root) sees a path under the session folder."""
         return "/" + str(Path(host_path).relative_to(self.root))
 
-    def run_batch(self, code, timeout=180):
-        """Run Python `code` in gimp-console's python-fu-eval batch interpreter."""
+    def run_batch(self, code, timeout=180, binds=()):
+        """Run Python `code` in gimp-console's python-fu-eval batch interpreter. `binds`: host
+        folders to make visible at the same paths inside the GIMP root."""
         env = ["/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin",
                f"HOME={self.path_in_gimp(self.inside / 'home')}",
                f"GIMP3_DIRECTORY={self.path_in_gimp(self.config)}"]
         gimp = [*env, GIMP, "--no-interface", "--batch-interpreter=python-fu-eval", "-b", "-",
                 "--quit"]
         if self.root != Path("/"):
-            mounts = (f"mount -t proc proc {self.root}/proc && "
-                      f"mount --bind /dev {self.root}/dev && exec chroot {self.root} \"$@\"")
+            mounts = "".join(f"mkdir -p {self.root}{b} && mount --bind {b} {self.root}{b} && "
+                             for b in binds)
+            mounts += (f"mount -t proc proc {self.root}/proc && "
+                       f"mount --bind /dev {self.root}/dev && exec chroot {self.root} \"$@\"")
             gimp = ["unshare", "--mount", "sh", "-c", mounts, "sh", *gimp]
         return subprocess.run(gimp, input=code, capture_output=True, text=True, timeout=timeout)
 
@@ -108,7 +111,7 @@ json.dump(report, open(f"{OUT}/report.json", "w"))
 '''
 
 
-def run_filter(session, image_path, args, **job):
+def run_filter(session, image_path, args, binds=(), **job):
     """Open `image_path` in GIMP, run the filter with `args`; return (report, layer PNG paths)."""
     work = Path(tempfile.mkdtemp(dir=session.inside))
     shutil.copy(image_path, work / "in.png")
@@ -121,7 +124,7 @@ def run_filter(session, image_path, args, **job):
     spec = dict(job, image=session.path_in_gimp(work / "in.png"), args=args)
     (work / "job.json").write_text(json.dumps(spec))
     code = f"JOB = {session.path_in_gimp(work / 'job.json')!r}\nOUT = {session.path_in_gimp(out)!r}\n" + BATCH
-    done = session.run_batch(code)
+    done = session.run_batch(code, binds=binds)
     report_file = out / "report.json"
     if not report_file.exists():
         raise AssertionError(f"GIMP batch failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
