@@ -72,14 +72,24 @@ def find_plugin_dirs():
 
 
 def find_gimp():
-    """GIMP 3's executable, if one is on PATH or in the usual places."""
-    for name in ("gimp-3.0", "gimp-3", "gimp", "gimp-console-3.0"):
-        if shutil.which(name):
-            return shutil.which(name)
+    """GIMP 3's executable, if one is on PATH (a plain `gimp` only if it says it is 3.x) or in
+    the usual places."""
+    for name in ("gimp-3.0", "gimp-3", "gimp-console-3.0", "gimp"):
+        path = shutil.which(name)
+        if path and (name != "gimp" or _version_is_3(path)):
+            return path
     candidates = (glob.glob(r"C:\Program Files\GIMP 3*\bin\gimp-3*.exe") if IS_WINDOWS else
                   glob.glob("/Applications/GIMP*.app/Contents/MacOS/gimp*") +
                   glob.glob("/var/lib/flatpak/exports/bin/org.gimp.GIMP"))
     return candidates[0] if candidates else None
+
+
+def _version_is_3(gimp):
+    try:
+        out = subprocess.run([gimp, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return " 3." in out
 
 
 def gimp_python():

@@ -49,9 +49,9 @@ def free_endpoint():
 class ServerProcess:
     """`nst-server run` in a subprocess, stopped at the end of the test that made it."""
 
-    def __init__(self, *options, log_path=None):
+    def __init__(self, *options, log_path=None, endpoint=None):
         from neural_style.nst_client import Client, NSTError
-        self.endpoint = free_endpoint()
+        self.endpoint = endpoint or free_endpoint()
         self.log = open(log_path or os.devnull, "w")
         self.process = subprocess.Popen([SERVER, "run", "--endpoint", self.endpoint, *options],
                                         stdout=self.log, stderr=subprocess.STDOUT)

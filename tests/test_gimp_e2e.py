@@ -129,6 +129,14 @@ def test_indexed_image_is_refused(session, files):
     assert len(report["layers"]) == 1  # the image is untouched
 
 
+def test_layer_group_is_refused(session, files):
+    report, _ = run_filter(session, files / "photo.png",
+                           dict(FAST, **{"style-file": str(files / "starry_night.png")}), group=True)
+    assert report["status"] == "execution-error"
+    assert "layer group" in report["message"]
+    assert [layer["name"] for layer in report["layers"]] == ["group", "Background"]
+
+
 def test_server_down_returns_how_to_start_it_quickly(root, files, tmp_path):
     gimp = GimpSession(root)
     try:

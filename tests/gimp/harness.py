@@ -76,6 +76,9 @@ if job.get("indexed"):
     image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16,
                           False, False, "")
 layer = image.get_layers()[0]
+if job.get("group"):
+    layer = Gimp.GroupLayer.new(image, "group")
+    image.insert_layer(layer, None, 0)
 if job.get("offsets"):
     layer.set_offsets(*job["offsets"])
 if job.get("select"):
