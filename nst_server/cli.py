@@ -108,8 +108,10 @@ def _open(path, role):
         image = Image.open(path)
         image.load()
         return image
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except UnidentifiedImageError:
         raise InputError(f"{role} image {path}: not an image file") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{role} image {path}: too many pixels ({exc})") from None
 
 
 def _run(args, content, style, settings):
