@@ -215,8 +215,9 @@ class Server:
                 job = self.jobs.take(timeout=0.5)
                 if job is not None:
                     self._post(wake, job.client, None)
-                    self._post(wake, job.client, self._run(job, wake))
-                    self.jobs.finish()
+                    final = self._run(job, wake)
+                    self.jobs.finish()  # before the client hears the end: `info` agrees with it
+                    self._post(wake, job.client, final)
         finally:
             wake.close()
 
