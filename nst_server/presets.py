@@ -39,11 +39,11 @@ PRESETS = {
         style_layers=dict(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2)))),
     "fast": Preset(
         optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=2.0,
-        tv_weight=0.0, style_layers=EQUAL, scales=((0.5, 0.3), (1.0, 0.7))),
+        tv_weight=5e5, style_layers=EQUAL, scales=((0.5, 0.3), (1.0, 0.7))),
     "balanced": Preset(
         optimizer="lbfgs", lr=1.0, iterations=80, content_weight=1.0, style_weight=2.0,
-        tv_weight=0.0, style_layers=EQUAL, scales=((0.5, 0.3), (1.0, 0.7))),
+        tv_weight=5e5, style_layers=EQUAL, scales=((0.5, 0.3), (1.0, 0.7))),
     "best": Preset(
         optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=2.0,
-        tv_weight=0.0, style_layers=EQUAL, scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
+        tv_weight=5e5, style_layers=EQUAL, scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
 }
