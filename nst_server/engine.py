@@ -10,6 +10,7 @@ import copy
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,7 @@ class Progress:
     total: int
     elapsed: float
     losses: dict
-    preview: callable  # () -> PIL RGB image of the current result at the working size
+    preview: Callable[[], Image.Image]  # the current result at the working size, as PIL RGB
 
 
 class Stylizer:
