@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -135,6 +136,29 @@ def test_layer_group_is_refused(session, files):
     assert report["status"] == "execution-error"
     assert "layer group" in report["message"]
     assert [layer["name"] for layer in report["layers"]] == ["group", "Background"]
+
+
+def test_cancelling_in_gimp_drops_the_job_and_leaves_the_image_untouched(session, server, files):
+    """GIMP's progress Cancel ends the plug-in process (SIGKILL); here the test does the same
+    mid-job. The server must drop the job within its job timeout and the image keep one layer."""
+    client, outcome = server.client(), {}
+    long_run = dict(FAST, preset="best", size=256, **{"style-file": str(files / "starry_night.png")})
+    runner = threading.Thread(target=lambda: outcome.update(
+        report=run_filter(session, files / "photo.png", long_run)[0]))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while client.info()["running"] is None:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    subprocess.run(["pkill", "-KILL", "-f", "neural_style/neural_style.py"], check=True)
+    killed_at = time.monotonic()
+    while client.info()["running"] is not None:
+        assert time.monotonic() - killed_at < 3 + 3, "the server kept computing for nobody"
+        time.sleep(0.1)
+    runner.join(120)
+    report = outcome["report"]
+    assert report["status"] != "success"
+    assert [layer["name"] for layer in report["layers"]] == ["Background"]
 
 
 def test_server_down_returns_how_to_start_it_quickly(root, files, tmp_path):
