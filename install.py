@@ -134,11 +134,11 @@ class Installer:
 
     def install_server(self):
         nst_server = venv_bin(self.venv, "nst-server")
-        self.created_venv = not self.venv.exists()
+        self.created_venv = not self.venv.exists() or previously_created(self.venv)
         if self.args.venv and nst_server.exists():
             print(f"server: reusing {self.venv} (it has nst-server)")
             return
-        if self.created_venv and self.step(f"create virtualenv {self.venv}"):
+        if not self.venv.exists() and self.step(f"create virtualenv {self.venv}"):
             subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
         if self.step(f"install the server package into {self.venv} (torch: a large download)"):
             subprocess.run([str(venv_bin(self.venv, "python")), "-m", "pip", "install",
@@ -189,6 +189,15 @@ def vendor_pyzmq(venv, target, version):
     for tag in platforms:
         command += ["--platform", tag]
     subprocess.run(command, check=True)
+
+
+def previously_created(venv):
+    """Whether an earlier run of this installer made `venv` (so --uninstall removes it)."""
+    try:
+        installed = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError):
+        return False
+    return installed.get("created_venv") and Path(installed.get("venv", "")) == Path(venv)
 
 
 def record(**facts):

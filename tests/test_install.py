@@ -78,3 +78,22 @@ def test_finds_the_gimp3_plugin_folders(tmp_path):
     assert code == 0
     for version in ("3.0", "3.2"):
         assert str(tmp_path / "config" / "GIMP" / version / "plug-ins") in out
+
+
+def test_a_virtualenv_the_installer_made_is_removed_even_after_a_rerun(tmp_path, plugins):
+    """Re-running install.py on the virtualenv an earlier run created keeps it on the list of what
+    --uninstall removes (a virtualenv it merely reused never is)."""
+    venv = tmp_path / "made-by-install"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)  # pip for vendoring pyzmq
+    (venv / "bin" / "nst-server").symlink_to(Path(sys.prefix) / "bin" / "nst-server")
+    manifest = tmp_path / "data" / "neural-style-gimp" / "installed.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"venv": str(venv), "created_venv": True, "plugins": []}))
+    options = ["--venv", str(venv), "--gimp-dir", str(plugins), "--gimp-python",
+               "%d.%d" % sys.version_info[:2], "--no-demo"]
+    code, out = install_py(tmp_path, *options)
+    assert code == 0, out
+    assert json.loads(manifest.read_text())["created_venv"]
+    code, out = install_py(tmp_path, "--uninstall")
+    assert f"remove {venv}" in out and not venv.exists()
