@@ -1,9 +1,12 @@
 """The engine on real VGG19 weights and real images, at small sizes and few iterations."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from nst_server.engine import iteration_schedule, resolve
+from nst_server.engine import Stylizer, iteration_schedule, resolve
 from nst_server.errors import Cancelled, InputError
 from nst_server.images import decode_image
 
@@ -152,3 +155,13 @@ def test_the_model_is_built_once_per_process(stylizer, content, style):
     variants = dict(stylizer._vgg_variants)
     stylizer.stylize(content, style, dict(QUICK, seed=5))
     assert stylizer.vgg is model and stylizer._vgg_variants == variants
+
+
+def test_the_float32_channels_last_profile_of_cpus_without_bf16(content, style, evaluator):
+    stylizer = Stylizer()
+    stylizer.profile = replace(stylizer.profile, dtype=torch.float32, channels_last=True)
+    result = stylizer.stylize(content, style, dict(QUICK, iterations=10))
+    model = stylizer._vgg_variants[torch.float32]
+    assert model.channels_last and model is not stylizer.vgg
+    assert model.layers["conv2_1"].weight.is_contiguous(memory_format=torch.channels_last)
+    assert evaluator.style_loss(result, style) < evaluator.style_loss(content, style)
