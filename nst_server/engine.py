@@ -67,6 +67,7 @@ class Stylizer:
     def _optimize(self, content, style, run, on_progress, should_stop):
         """Coarse to fine over the preset's scales; return the working-size result."""
         vgg = self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype)
+        colour_source = content
         if run.knobs["preserve_colors"]:
             content = luminance_rgb(content)
         full = fit_size(content.width, content.height, run.size)
@@ -87,8 +88,16 @@ class Stylizer:
                 if on_progress is not None:
                     current = x.detach().clone()
                     on_progress(Progress(done, run.iterations, time.perf_counter() - start, losses,
-                                         lambda c=current: to_pil(denormalize(c))))
+                                         lambda c=current: self._preview(c, colour_source, run)))
         return to_pil(denormalize(x))
+
+    @staticmethod
+    def _preview(x, content, run):
+        """The current image as the user will get it (colour recombined), at the working size."""
+        image = to_pil(denormalize(x))
+        if run.knobs["preserve_colors"]:
+            image = recolor(image, content.resize(image.size, Image.LANCZOS))
+        return image
 
     @staticmethod
     def _content_features(target, preset, vgg):
@@ -245,13 +254,18 @@ def match_luminance(style, content):
     return to_pil(matched)
 
 
+def recolor(image, content):
+    """`image`'s luminance with `content`'s chroma (same size)."""
+    _, cb, cr = content.convert("YCbCr").split()
+    return Image.merge("YCbCr", (image.convert("L"), cb, cr)).convert("RGB")
+
+
 def finish(work, content, alpha, preserve_colors):
     """Resample the working-size result to the content's size; with preserve_colors, combine its
     luminance with the content's own colour at full resolution; re-attach alpha."""
     result = work if work.size == content.size else work.resize(content.size, Image.LANCZOS)
     if preserve_colors:
-        _, cb, cr = content.convert("YCbCr").split()
-        result = Image.merge("YCbCr", (result.convert("L"), cb, cr)).convert("RGB")
+        result = recolor(result, content)
     if alpha is not None:
         result.putalpha(alpha)
     return result

@@ -77,10 +77,15 @@ def test_arrays_in_and_alpha_round_trip(stylizer, content, style):
 
 
 def test_preserve_colors_keeps_the_content_chroma(stylizer, content, style):
-    result = stylizer.stylize(content, style, dict(QUICK, preserve_colors=True))
+    seen = []
+    result = stylizer.stylize(content, style, dict(QUICK, preserve_colors=True),
+                              on_progress=seen.append)
     ours = np.asarray(result.convert("YCbCr"), dtype=float)[:, :, 1:]
     theirs = np.asarray(content.convert("YCbCr"), dtype=float)[:, :, 1:]
     assert np.abs(ours - theirs).mean() < 2.0
+    preview = seen[-1].preview()  # what the user watches has the photo's colours too
+    small = np.asarray(content.resize(preview.size).convert("YCbCr"), dtype=float)[:, :, 1:]
+    assert np.abs(np.asarray(preview.convert("YCbCr"), dtype=float)[:, :, 1:] - small).mean() < 2.0
     plain = np.asarray(stylizer.stylize(content, style, QUICK).convert("YCbCr"), dtype=float)[:, :, 1:]
     assert np.abs(plain - theirs).mean() > 4.0
 
