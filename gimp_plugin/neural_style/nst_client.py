@@ -99,7 +99,12 @@ class Client:
             if time.monotonic() - last_beat >= protocol.HEARTBEAT_INTERVAL:
                 self._send(sock, protocol.encode("heartbeat", job=job))
                 last_beat = time.monotonic()
-            message = self._receive(sock, 0.2)
+            try:
+                message = self._receive(sock, 0.2)
+            except ServerError as exc:
+                if exc.code != protocol.UNKNOWN_JOB:
+                    raise
+                continue  # a heartbeat crossed the job's end: its final message is on its way
             if message is None:
                 if time.monotonic() - last_heard > self.timeout:
                     raise self._unavailable("stopped answering")
