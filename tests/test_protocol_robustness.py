@@ -116,7 +116,7 @@ def ask(context, endpoint, parts, timeout_ms=5000):
         while sock.poll(timeout_ms):
             reply = json.loads(sock.recv_multipart()[0])
             replies.append(reply)
-            if reply["type"] in ("error", "pong", "info", "ok") or reply["type"] in protocol.FINAL:
+            if reply["type"] in ("error", "pong", "info", "ok", "result", "cancelled"):
                 return replies
             timeout_ms = 5000
         return replies or None

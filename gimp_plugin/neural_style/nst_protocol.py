@@ -20,8 +20,6 @@ PREVIEW_SIDE = 256
 
 # Requests (client -> server) and the number of binary frames each carries.
 REQUEST_FRAMES = {"ping": 0, "info": 0, "submit": 2, "heartbeat": 0, "cancel": 0}
-# Job stream messages that end a job.
-FINAL = ("result", "error", "cancelled")
 
 # Error codes (docs/protocol.md, "Error codes").
 BAD_MESSAGE = "bad_message"
