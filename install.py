@@ -21,24 +21,18 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
+sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin")]
+from neural_style.nst_protocol import DEFAULT_ENDPOINT  # noqa: E402  (both: standard library only)
+from nst_server.user_dirs import data_dir  # noqa: E402
+
 PLUGIN_SOURCE = REPO / "gimp_plugin" / "neural_style"
 PLUGIN_NAME = "neural_style"
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"  # the protocol's default (nst_protocol.DEFAULT_ENDPOINT)
 IS_WINDOWS = sys.platform == "win32"
-
-
-def data_dir():
-    if IS_WINDOWS:
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "neural-style-gimp"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "neural-style-gimp"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "neural-style-gimp"
 
 
 MANIFEST = data_dir() / "installed.json"
@@ -92,17 +86,26 @@ def _version_is_3(gimp):
     return " 3." in out
 
 
-def gimp_python():
-    """(version "X.Y", has_zmq) of the Python GIMP runs plug-ins with, when it can be found.
+GIMP_PYTHON_LINUX = "/usr/bin/python3"
 
-    On Linux GIMP starts Python plug-ins with `/usr/bin/env python3`, i.e. the system's python3
-    (the one with `gi`); elsewhere GIMP bundles its own, which --gimp-python names."""
-    python = "/usr/bin/python3"
-    if IS_WINDOWS or sys.platform == "darwin" or not os.path.exists(python):
-        return None, False
+
+def run_gimp_python(code, *args):
+    """Run `code` with the Python GIMP starts plug-ins with, if it can be run from here.
+
+    On Linux GIMP starts Python plug-ins with `/usr/bin/env python3` and the system PATH, i.e.
+    the system's python3 (the one with `gi`); elsewhere GIMP bundles its own, which --gimp-python
+    names. Returns the CompletedProcess, or None."""
+    if IS_WINDOWS or sys.platform == "darwin" or not os.path.exists(GIMP_PYTHON_LINUX):
+        return None
+    return subprocess.run([GIMP_PYTHON_LINUX, "-c", code, *args], capture_output=True, text=True)
+
+
+def gimp_python():
+    """(version "X.Y", has_zmq) of GIMP's Python, or (None, False) when it cannot be run."""
     probe = "import sys; print('%d.%d' % sys.version_info[:2])\ntry:\n import zmq; print('zmq')\n" \
             "except ImportError: pass"
-    out = subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.split()
+    done = run_gimp_python(probe)
+    out = done.stdout.split() if done else []
     return (out[0], "zmq" in out) if out else (None, False)
 
 
@@ -120,6 +123,7 @@ class Installer:
 
     def install(self):
         self.install_server()
+        print(f"GIMP 3: {find_gimp() or 'not found (the plug-in is installed for when it is)'}")
         dirs = [Path(self.args.gimp_dir).expanduser()] if self.args.gimp_dir else find_plugin_dirs()
         print("GIMP 3 plug-in folder(s): " + ", ".join(map(str, dirs)))
         version, has_zmq = (self.args.gimp_python, False) if self.args.gimp_python else gimp_python()
@@ -153,7 +157,7 @@ class Installer:
             shutil.copytree(PLUGIN_SOURCE, target,
                             ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
             os.chmod(target / "neural_style.py", 0o755)
-            config = {"endpoint": self.args.endpoint,
+            config = {"endpoint": self.args.endpoint or DEFAULT_ENDPOINT,
                       "server_command": [str(venv_bin(self.venv, "nst-server"))]}
             (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if has_zmq:
@@ -221,28 +225,59 @@ def check(args):
         ok = script.exists() and os.access(script, os.X_OK)
         results.append(("plug-in", ok, f"{script} " + ("present, executable" if ok else
                         "missing or not executable: run python3 install.py")))
-        version, has_zmq = (args.gimp_python, False) if args.gimp_python else gimp_python()
-        vendored = (folder / "vendor" / "zmq").is_dir()
-        results.append(("zmq for GIMP's Python", has_zmq or vendored,
-                        f"Python {version or '?'}: " + ("its own pyzmq" if has_zmq else
-                        "vendored pyzmq" if vendored else "missing: run python3 install.py")))
-    endpoint = args.endpoint
-    results.append(("server", reachable(endpoint), f"{endpoint} " + (
-        "answers" if reachable(endpoint) else "not answering: start it with "
-        f"{venv_bin(installed.get('venv', data_dir() / 'venv'), 'nst-server')} start")))
+        results.append(("zmq for GIMP's Python", *zmq_status(folder / "vendor", args.gimp_python)))
+    config = plugin_config(plugin_dirs)
+    endpoint = args.endpoint or config.get("endpoint", DEFAULT_ENDPOINT)
+    command = config.get("server_command") or [
+        str(venv_bin(installed.get("venv", data_dir() / "venv"), "nst-server"))]
+    results.append(("server", *server_status(command, endpoint)))
     for name, ok, detail in results:
         print(f"[{'ok' if ok else 'FAIL'}] {name}: {detail}")
     return 0 if all(ok for _, ok, _ in results) else 1
 
 
-def reachable(endpoint):
-    """Whether something accepts TCP connections at the endpoint (stdlib only: no zmq here)."""
-    host, _, port = endpoint.rpartition("://")[2].rpartition(":")
+def zmq_status(vendor, stated_version):
+    """(ok, detail): does zmq import in GIMP's Python the way the plug-in imports it (its own
+    first, then `vendor`)? Tried for real where that Python runs here and is the one meant."""
+    version, _ = gimp_python()
+    if version is None or stated_version not in (None, version):
+        vendored = (vendor / "zmq").is_dir()
+        return vendored, (f"Python {stated_version or '?'}: " + (
+            "vendored pyzmq present (GIMP's Python cannot be run from here to import it)"
+            if vendored else "missing: run python3 install.py --gimp-python X.Y"))
+    probe = "import sys; sys.path.insert(1, sys.argv[1]); import zmq; print(zmq.__file__)"
+    done = run_gimp_python(probe, str(vendor))
+    if done.returncode == 0:
+        return True, f"Python {version} imports {done.stdout.strip()}"
+    error = (done.stderr.strip().splitlines() or ["?"])[-1]
+    return False, (f"Python {version} cannot import zmq ({error}): run python3 install.py "
+                   "(with --gimp-python X.Y if GIMP runs another Python)")
+
+
+def plugin_config(plugin_dirs):
+    """The config.json install.py wrote into the first installed plug-in folder, or {}."""
+    for folder in plugin_dirs:
+        try:
+            return json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
+def server_status(command, endpoint):
+    """(ok, detail): does an nst-server answer the protocol at `endpoint`? Asked with the installed
+    `nst-server status` (a real ping; this script has no zmq)."""
+    how = f"start it with {' '.join(command)} start --endpoint {endpoint}"
+    if not Path(command[0]).exists():
+        return False, f"{command[0]} is missing: run python3 install.py"
     try:
-        with socket.create_connection((host, int(port)), timeout=2):
-            return True
-    except (OSError, ValueError):
-        return False
+        done = subprocess.run([*command, "status", "--endpoint", endpoint], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"{' '.join(command)} status failed ({exc}): {how}"
+    if done.returncode == 0:
+        return True, f"{endpoint} answers"
+    return False, f"{endpoint} not answering: {how}"
 
 
 def uninstall(args):
@@ -271,7 +306,8 @@ def main(argv=None):
     parser.add_argument("--gimp-dir", metavar="PLUGINS_DIR", help="GIMP 3 plug-ins folder to use")
     parser.add_argument("--gimp-python", metavar="X.Y", help="version of GIMP's Python "
                         "(when it cannot be detected, e.g. GIMP's bundled Python on Windows/macOS)")
-    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="server endpoint to record")
+    parser.add_argument("--endpoint", help=f"server endpoint to record (default {DEFAULT_ENDPOINT}); "
+                        "with --check, the one to try (default: the recorded one)")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo stylization")
     parser.add_argument("--check", action="store_true", help="diagnose the installation")
     parser.add_argument("--uninstall", action="store_true", help="remove what was installed")

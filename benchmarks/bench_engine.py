@@ -22,7 +22,8 @@ import time
 import torch
 from PIL import Image
 
-from nst_server.engine import Stylizer, resolve
+from nst_server.engine import Stylizer
+from nst_server.presets import resolve
 from nst_server.evaluate import Evaluator
 from nst_server.images import fit_size
 from nst_server.presets import PRESETS

@@ -7,32 +7,23 @@ server's own job time, i.e. framing, transfer both ways and queueing; target < 0
 ping latency while a job runs (target < 100 ms).
 """
 import io
-import os
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
-from neural_style.nst_client import Client, NSTError
+from neural_style.nst_client import Client, JobEventKind
+from nst_server import daemon
 from nst_server.samples import painting, photo
 
 def start_server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    server = os.path.join(os.path.dirname(sys.executable), "nst-server")
-    process = subprocess.Popen([server, "run", "--endpoint", endpoint],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            Client(endpoint, timeout=0.5).ping()
-            return process, endpoint
-        except NSTError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("nst-server did not start")
+    process = daemon.spawn(["--endpoint", endpoint], subprocess.DEVNULL)
+    daemon.wait_until_answering(process, endpoint)
+    return process, endpoint
 
 def overhead(client, style_png, runs=3):
     layer = photo("astronaut").resize((4000, 3000)).convert("RGBA")
@@ -42,9 +33,9 @@ def overhead(client, style_png, runs=3):
     for _ in range(runs):
         events = []
         start = time.perf_counter()
-        client.stylize(pixels, 4000, 3000, 4, style_png, trivial, on_progress=events.append)
+        client.stylize(pixels, 4000, 3000, 4, style_png, trivial, on_event=events.append)
         wall = time.perf_counter() - start
-        job_time = events[-1]["elapsed"]  # the `result` header: the server's own time for the job
+        job_time = events[-1].elapsed  # the `result` header: the server's own time for the job
         figures.append((wall, wall - job_time))
     wall, cost = min(figures, key=lambda f: f[1])
     print(f"4000x3000 RGBA ({len(pixels) / 2**20:.0f} MiB each way), trivial job: round trip "
@@ -54,9 +45,9 @@ def ping_while_busy(client, style_png):
     events = []
     job = threading.Thread(target=client.stylize, args=(
         photo("coffee").convert("RGB").tobytes(), 600, 400, 3, style_png,
-        {"preset": "balanced", "size": 384}), kwargs={"on_progress": events.append})
+        {"preset": "balanced", "size": 384}), kwargs={"on_event": events.append})
     job.start()
-    while not any(e["type"] == "progress" for e in events):
+    while not any(e.kind is JobEventKind.PROGRESS for e in events):
         time.sleep(0.01)
     latencies = []
     while job.is_alive() and len(latencies) < 200:

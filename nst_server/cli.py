@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from neural_style import nst_settings
 from neural_style.nst_client import NSTError
 
-from .errors import Cancelled, InputError
+from .errors import InputError, Stopped
 
 USAGE_ERROR = 2
 DEMO_OUTPUT = "neural-style-demo.png"
@@ -82,7 +82,7 @@ def main(argv=None):
     except NSTError as exc:  # from --server: the server is absent, or refused the job
         print(f"nst-stylize: error: {exc}", file=sys.stderr)
         return 1
-    except (Cancelled, KeyboardInterrupt):
+    except (Stopped, KeyboardInterrupt):
         print("\nnst-stylize: stopped", file=sys.stderr)
         return 130
     if not args.quiet:

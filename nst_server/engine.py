@@ -1,7 +1,8 @@
 """The stylization engine: Gatys et al.'s optimization of the image itself, read top to bottom.
 
     stylizer = Stylizer()                      # loads VGG19 once
-    result = stylizer.stylize(content, style, {"preset": "balanced"}, on_progress, should_stop)
+    result = stylizer.stylize(content, style, {"preset": "balanced"},
+                              on_progress=print, should_stop=lambda: False)
 
 The image is optimized in ImageNet-normalized RGB space at a working size (coarse to fine over
 the preset's scales), then resampled back to the content's size; alpha is re-attached unchanged.
@@ -9,116 +10,129 @@ the preset's scales), then resampled back to the content's size; alpha is re-att
 import copy
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from neural_style import nst_settings
-
 from .device import profile_for, select_device
-from .errors import Cancelled, InputError
-from .images import MIN_SIDE, as_pil, fit_size, image_digest, split_alpha, to_pil, to_tensor
+from .errors import Stopped
+from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
+                     match_luminance, recolor, split_alpha, to_pil, to_tensor)
 from .losses import content_loss, gram, style_loss, tv_loss
-from .presets import PRESETS
-from .vgg import denormalize, load_vgg19, normalize
+from .presets import Preset, Run, Scales, resolve
+from .vgg import VGG19Features, denormalize, load_vgg19, normalize
 
-STYLE_CACHE_ENTRIES = 16  # each holds five Grams, at most ~2.7 MB
+STYLE_CACHE_ENTRIES = 16  # each holds five ByLayer, at most ~2.7 MB
 
 
-@dataclass
+ByLayer = dict[str, torch.Tensor]  # activations or Grams, by layer name
+
+
+@dataclass(frozen=True)
 class Progress:
+    """What `on_progress` gets after every iteration."""
     iteration: int
     total: int
-    elapsed: float
-    losses: dict
+    elapsed: float                      # seconds since the optimization started
+    losses: dict[str, float]            # "content", "style", "tv", "total" (weighted sum)
     preview: Callable[[], Image.Image]  # the current result at the working size, as PIL RGB
 
 
 class Stylizer:
-    """Owns the VGG19 model (loaded once) and a bounded cache of style Grams."""
+    """Owns the VGG19 model (loaded once) and a bounded cache of style ByLayer."""
 
-    def __init__(self, weights="original", device=None):
+    def __init__(self, weights: str = "original", device: str | None = None):
         self.weights = weights
         self.profile = profile_for(select_device(device))
         self.device = self.profile.device
         self.vgg = load_vgg19(weights).to(self.device).eval()  # float32 master copy
-        self._vgg_variants = {}
-        self._style_cache = OrderedDict()
+        self._vgg_variants: dict[torch.dtype, VGG19Features] = {}
+        self._style_cache: OrderedDict[tuple, ByLayer] = OrderedDict()
         self._cache_stats = {"hits": 0, "misses": 0}
 
-    def style_cache_info(self):
+    def style_cache_info(self) -> dict[str, int]:
         return dict(self._cache_stats, size=len(self._style_cache))
 
-    def stylize(self, content, style, settings=None, on_progress=None, should_stop=None):
-        """Return `content` repainted in the style of `style` (PIL image, content's size)."""
+    def stylize(self, content: ImageInput, style: ImageInput,
+                settings: Mapping[str, Any] | None = None, *,
+                on_progress: Callable[[Progress], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Image.Image:
+        """Return `content` repainted in the style of `style`, at the content's size and with its
+        alpha. `settings`: nst_settings.KNOBS names (a bad one raises InputError).
+        `should_stop()` is polled before every iteration; once true, Stopped is raised."""
         run = resolve(settings or {}, self.profile.working_size)
         content_rgb, alpha = split_alpha(as_pil(content))
         style_rgb, _ = split_alpha(as_pil(style))
-        if run.knobs["preserve_colors"]:
+        if run.preserve_colors:
             style_rgb = match_luminance(style_rgb, content_rgb)
         work = self._optimize(content_rgb, style_rgb, run, on_progress, should_stop)
-        return finish(work, content_rgb, alpha, run.knobs["preserve_colors"])
+        return finish(work, content_rgb, alpha, run.preserve_colors)
 
     # -- the optimization ------------------------------------------------------------------------
 
-    def _optimize(self, content, style, run, on_progress, should_stop):
+    def _optimize(self, content: Image.Image, style: Image.Image, run: Run,
+                  on_progress: Callable[[Progress], None] | None,
+                  should_stop: Callable[[], bool] | None) -> Image.Image:
         """Coarse to fine over the preset's scales; return the working-size result."""
         vgg = self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype)
         colour_source = content
-        if run.knobs["preserve_colors"]:
+        if run.preserve_colors:
             content = luminance_rgb(content)
         full = fit_size(content.width, content.height, run.size)
         style_key = image_digest(style)
         start, done, x = time.perf_counter(), 0, None
         for fraction, steps in iteration_schedule(run.preset.scales, run.iterations):
-            shape = tuple(max(MIN_SIDE, round(side * fraction)) for side in full)
-            target = self._normalize(content, shape)
+            shape = (max(MIN_SIDE, round(full[0] * fraction)), max(MIN_SIDE, round(full[1] * fraction)))
+            target = self._model_input(content, shape)
             objective = Objective(vgg, run, self._content_features(target, run.preset, vgg),
                                   self._style_grams(style, style_key, shape, run.preset, vgg))
             x = self._initial(target, x, run)
             optimizer = make_optimizer(run.preset, x)
             for _ in range(steps):
                 if should_stop is not None and should_stop():
-                    raise Cancelled("stopped on request")
+                    raise Stopped("stopped on request")
                 losses = objective.step(optimizer, x)
                 done += 1
                 if on_progress is not None:
-                    current = x.detach().clone()
+                    preview = partial(self._preview, x.detach().clone(), colour_source, run)
                     on_progress(Progress(done, run.iterations, time.perf_counter() - start, losses,
-                                         lambda c=current: self._preview(c, colour_source, run)))
+                                         preview))
         return to_pil(denormalize(x))
 
     @staticmethod
-    def _preview(x, content, run):
+    def _preview(x: torch.Tensor, content: Image.Image, run: Run) -> Image.Image:
         """The current image as the user will get it (colour recombined), at the working size."""
         image = to_pil(denormalize(x))
-        if run.knobs["preserve_colors"]:
-            image = recolor(image, content.resize(image.size, Image.LANCZOS))
+        if run.preserve_colors:
+            image = recolor(image, content.resize(image.size, Image.Resampling.LANCZOS))
         return image
 
     @staticmethod
-    def _content_features(target, preset, vgg):
+    def _content_features(target: torch.Tensor, preset: Preset, vgg: VGG19Features) -> ByLayer:
         with torch.no_grad():
             return {n: f.float() for n, f in vgg(target, list(preset.content_layers)).items()}
 
-    def _initial(self, target, previous, run):
+    def _initial(self, target: torch.Tensor, previous: torch.Tensor | None, run: Run) -> torch.Tensor:
         """Content (or seeded noise) at the first scale; the upsampled result at later ones."""
         if previous is not None:
             x = F.interpolate(previous.detach(), size=target.shape[-2:], mode="bicubic",
                               align_corners=False)
-        elif run.knobs["init"] == "noise":
-            generator = torch.Generator().manual_seed(run.knobs["seed"])
+        elif run.init == "noise":
+            generator = torch.Generator().manual_seed(run.seed)
             noise = torch.rand(target.shape, generator=generator)
             x = normalize(noise.to(self.device))
         else:
             x = target.clone()
         return x.requires_grad_(True)
 
-    def _style_grams(self, style, style_key, shape, preset, vgg):
-        """Style Grams at the size matching `shape`, from the bounded LRU cache when possible."""
+    def _style_grams(self, style: Image.Image, style_key: str, shape: tuple[int, int],
+                     preset: Preset, vgg: VGG19Features) -> ByLayer:
+        """Style ByLayer at the size matching `shape`, from the bounded LRU cache when possible."""
         size = shape if preset.style_shape == "content" else fit_size(*style.size, max(shape))
         key = (style_key, size, tuple(preset.style_layers), vgg.dtype)
         if key in self._style_cache:
@@ -127,7 +141,7 @@ class Stylizer:
             return self._style_cache[key]
         self._cache_stats["misses"] += 1
         with torch.no_grad():
-            feats = vgg(self._normalize(style, size), list(preset.style_layers))
+            feats = vgg(self._model_input(style, size), list(preset.style_layers))
             grams = {name: gram(f) for name, f in feats.items()}
         self._style_cache[key] = grams
         if len(self._style_cache) > STYLE_CACHE_ENTRIES:
@@ -136,7 +150,7 @@ class Stylizer:
 
     # -- device and tensor helpers ---------------------------------------------------------------
 
-    def _model(self, dtype):
+    def _model(self, dtype: torch.dtype) -> VGG19Features:
         """The VGG in `dtype` and this device's memory layout (each variant built once)."""
         if dtype not in self._vgg_variants:
             model = self.vgg
@@ -148,23 +162,24 @@ class Stylizer:
             self._vgg_variants[dtype] = model
         return self._vgg_variants[dtype]
 
-    def _normalize(self, image, size):
-        resized = image if image.size == tuple(size) else image.resize(size, Image.LANCZOS)
+    def _model_input(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+        """`image` resized to `size`, as the model's normalized input tensor on this device."""
+        resized = image if image.size == tuple(size) else image.resize(size, Image.Resampling.LANCZOS)
         return normalize(to_tensor(resized).to(self.device))
 
 
 class Objective:
     """The loss of one scale: weighted content, style and total-variation terms."""
 
-    def __init__(self, vgg, run, content_features, style_grams):
+    def __init__(self, vgg: VGG19Features, run: Run, content_features: ByLayer, style_grams: ByLayer):
         self.vgg, self.run = vgg, run
         self.content_features, self.style_grams = content_features, style_grams
 
-    def step(self, optimizer, x):
+    def step(self, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> dict[str, float]:
         """One optimizer iteration (one forward + backward); return the losses it saw."""
-        losses = {}
+        losses: dict[str, float] = {}
 
-        def closure():
+        def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
             preset, run = self.run.preset, self.run
             feats = self.vgg(x, run.layers)
@@ -179,57 +194,23 @@ class Objective:
             losses["total"] = float(total.detach())
             return total
 
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[arg-type]  # torch's stub says float; Tensor works
         if self.run.preset.clamp:
             with torch.no_grad():  # stay a real image: clipping later would undo the style
                 x.copy_(normalize(denormalize(x).clamp(0, 1)))
         return losses
 
 
-# -- settings --------------------------------------------------------------------------------------
+# -- the schedule and the optimizer ---------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Run:
-    """A preset with the user's knobs applied: everything one stylization needs to know."""
-    preset: object
-    knobs: dict
-    size: int
-    iterations: int
-    content_weight: float
-    style_weight: float
-    tv_weight: float
-    layers: list
-
-
-def resolve(settings, device_working_size):
-    """Validate the user's knobs and merge them over the chosen preset."""
-    try:
-        knobs = nst_settings.validate(settings)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    preset = PRESETS[knobs["preset"]]
-
-    def pick(name, preset_value):
-        return preset_value if knobs[name] is None else knobs[name]
-
-    return Run(
-        preset=preset, knobs=knobs,
-        size=pick("size", preset.size or device_working_size),
-        iterations=pick("iterations", preset.iterations),
-        content_weight=pick("content_weight", preset.content_weight),
-        style_weight=preset.style_weight * knobs["strength"],
-        tv_weight=pick("tv_weight", preset.tv_weight),
-        layers=list(dict.fromkeys([*preset.content_layers, *preset.style_layers])))
-
-
-def iteration_schedule(scales, iterations):
+def iteration_schedule(scales: Scales, iterations: int) -> list[tuple[float, int]]:
     """Split `iterations` over the scales by their shares; the finest scale gets the remainder."""
     counts = [int(iterations * share) for _, share in scales[:-1]]
     counts.append(iterations - sum(counts))
     return [(fraction, n) for (fraction, _), n in zip(scales, counts) if n > 0]
 
 
-def make_optimizer(preset, x):
+def make_optimizer(preset: Preset, x: torch.Tensor) -> torch.optim.Optimizer:
     if preset.optimizer == "adam":
         return torch.optim.Adam([x], lr=preset.lr)
     # One function evaluation per step and no line search, as in Gatys/Johnson's neural-style:
@@ -238,32 +219,13 @@ def make_optimizer(preset, x):
                              tolerance_grad=0.0, tolerance_change=0.0)
 
 
-# -- colour handling -------------------------------------------------------------------------------
+# -- the result ---------------------------------------------------------------------------------
 
-def luminance_rgb(image):
-    """The image's luminance as a grey RGB image (what a luminance-only transfer optimizes)."""
-    return image.convert("L").convert("RGB")
-
-
-def match_luminance(style, content):
-    """The style's luminance, shifted and scaled to the content's mean and spread, as grey RGB:
-    Gatys et al. 2016's colour preservation by luminance-only transfer."""
-    s = to_tensor(style.convert("L").convert("RGB"))
-    c = to_tensor(content.convert("L").convert("RGB"))
-    matched = (s - s.mean()) / (s.std() + 1e-6) * c.std() + c.mean()
-    return to_pil(matched)
-
-
-def recolor(image, content):
-    """`image`'s luminance with `content`'s chroma (same size)."""
-    _, cb, cr = content.convert("YCbCr").split()
-    return Image.merge("YCbCr", (image.convert("L"), cb, cr)).convert("RGB")
-
-
-def finish(work, content, alpha, preserve_colors):
+def finish(work: Image.Image, content: Image.Image, alpha: Image.Image | None,
+           preserve_colors: bool) -> Image.Image:
     """Resample the working-size result to the content's size; with preserve_colors, combine its
     luminance with the content's own colour at full resolution; re-attach alpha."""
-    result = work if work.size == content.size else work.resize(content.size, Image.LANCZOS)
+    result = work if work.size == content.size else work.resize(content.size, Image.Resampling.LANCZOS)
     if preserve_colors:
         result = recolor(result, content)
     if alpha is not None:

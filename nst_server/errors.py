@@ -5,5 +5,5 @@ class InputError(ValueError):
     """The caller's input (an image, a setting, a weights file) cannot be used."""
 
 
-class Cancelled(Exception):
-    """The run was stopped because `should_stop()` returned true."""
+class Stopped(Exception):
+    """The run ended early because its `should_stop()` returned true."""

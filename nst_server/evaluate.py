@@ -44,9 +44,9 @@ class Evaluator:
     def _rgb(self, image):
         rgb, _ = split_alpha(as_pil(image))
         size = fit_size(rgb.width, rgb.height, self.size)
-        return rgb if rgb.size == size else rgb.resize(size, Image.LANCZOS)
+        return rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
 
     @torch.no_grad()
     def _features(self, rgb, layers, size):
-        rgb = rgb if rgb.size == size else rgb.resize(size, Image.LANCZOS)
+        rgb = rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
         return self.vgg(normalize(to_tensor(rgb).to(self.device)), list(layers))

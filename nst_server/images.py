@@ -1,7 +1,8 @@
-"""Image plumbing: decoding, any mode to RGB (+ alpha kept aside), resizing, tensors."""
+"""Image plumbing: decoding, any mode to RGB (+ alpha kept aside), resizing, tensors, colour."""
 import hashlib
 import io
 import warnings
+from typing import Union
 
 import numpy as np
 import torch
@@ -11,8 +12,10 @@ from .errors import InputError
 
 MIN_SIDE = 16  # VGG19 pools four times before relu5_1: smaller sides leave nothing to compare
 
+ImageInput = Union[Image.Image, np.ndarray]  # what the engine accepts: see as_pil
 
-def decode_image(data, max_pixels):
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode image file bytes (PNG, JPEG, WebP, TIFF, ...) with a pixel-count limit that also
     stops decompression bombs before their pixels are allocated."""
     try:
@@ -33,13 +36,13 @@ def decode_image(data, max_pixels):
     return ImageOps.exif_transpose(image)
 
 
-def _reason(exc):
+def _reason(exc: Exception) -> str:
     if isinstance(exc, UnidentifiedImageError):
         return "not an image file this server can read (PNG, JPEG, WebP, TIFF, BMP, GIF)"
     return "too many pixels (possible decompression bomb)"
 
 
-def as_pil(image):
+def as_pil(image: ImageInput) -> Image.Image:
     """Accept a PIL image or a uint8/uint16 array (H, W) or (H, W, C) with C in 1..4."""
     if isinstance(image, Image.Image):
         return image
@@ -55,7 +58,7 @@ def as_pil(image):
     return Image.fromarray(np.ascontiguousarray(array))  # mode from the shape: L, LA, RGB, RGBA
 
 
-def split_alpha(image):
+def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     """Any PIL mode -> (RGB image, alpha band or None). 16-bit and float modes are scaled, not
     clipped; palette transparency becomes alpha."""
     if image.width < MIN_SIDE or image.height < MIN_SIDE:
@@ -71,24 +74,46 @@ def split_alpha(image):
     return image.convert("RGB"), alpha
 
 
-def fit_size(width, height, max_side):
+def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """The (w, h) with the longest side at most max_side, aspect kept; never upscales."""
     scale = min(1.0, max_side / max(width, height))
     return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
 
 
-def to_tensor(image):
+def to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL RGB -> float tensor [1, 3, H, W] in 0..1."""
     array = np.asarray(image, dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def to_pil(tensor):
+def to_pil(tensor: torch.Tensor) -> Image.Image:
     """Float tensor [1, 3, H, W] in 0..1 -> PIL RGB (clamped, rounded)."""
     array = tensor.detach().float().clamp(0, 1).mul(255).round().byte()
     return Image.fromarray(array[0].permute(1, 2, 0).cpu().numpy())
 
 
-def image_digest(image):
+def image_digest(image: Image.Image) -> str:
     """A key for caches: equal for images with equal pixels, size and mode."""
     return hashlib.sha256(image.tobytes() + repr((image.size, image.mode)).encode()).hexdigest()
+
+
+# -- colour ------------------------------------------------------------------------------------
+
+def luminance_rgb(image: Image.Image) -> Image.Image:
+    """The image's luminance as a grey RGB image (what a luminance-only transfer optimizes)."""
+    return image.convert("L").convert("RGB")
+
+
+def match_luminance(style: Image.Image, content: Image.Image) -> Image.Image:
+    """The style's luminance, shifted and scaled to the content's mean and spread, as grey RGB:
+    Gatys et al. 2016's colour preservation by luminance-only transfer."""
+    s = to_tensor(luminance_rgb(style))
+    c = to_tensor(luminance_rgb(content))
+    matched = (s - s.mean()) / (s.std() + 1e-6) * c.std() + c.mean()
+    return to_pil(matched)
+
+
+def recolor(image: Image.Image, content: Image.Image) -> Image.Image:
+    """`image`'s luminance with `content`'s chroma (same size)."""
+    _, cb, cr = content.convert("YCbCr").split()
+    return Image.merge("YCbCr", (image.convert("L"), cb, cr)).convert("RGB")

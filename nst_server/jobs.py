@@ -34,7 +34,7 @@ class JobQueue:
 
     def __init__(self, limit):
         self.limit = limit
-        self._waiting = deque()
+        self._waiting: deque[Job] = deque()
         self._ready = threading.Condition()
         self.running = None
 

@@ -1,38 +1,48 @@
-"""The preset table: every recipe's values in one place.
+"""The preset table (every recipe's values in one place) and the resolution of a user's settings
+over it into a `Run`: everything one stylization needs to know, as typed fields.
 
 `paper` is the published recipe this product starts from and the baseline of every benchmark.
 `fast`, `balanced` and `best` were chosen by measurement (benchmarks/bench_engine.py, README).
 """
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from neural_style import nst_settings
+
+from .errors import InputError
 
 # Layer names are the ReLU outputs. The paper recipe's "conv1_1 ... conv5_1, conv4_2" are read
 # there after the in-place ReLU of torchvision's VGG, i.e. these same activations.
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 
+Scales = tuple[tuple[float, float], ...]  # (fraction of the working size, share of the iterations)
+
 
 @dataclass(frozen=True)
 class Preset:
-    optimizer: str             # "adam" or "lbfgs"
+    optimizer: Literal["adam", "lbfgs"]
     lr: float
     iterations: int
     content_weight: float      # alpha
     style_weight: float        # beta
     tv_weight: float
-    style_layers: dict
-    content_layers: dict = field(default_factory=lambda: {CONTENT_LAYER: 1.0})
-    style_term: str = "normalized"   # see losses.style_loss
-    style_shape: str = "long side"   # "content": style resized to the content's exact shape;
-                                     # "long side": aspect kept, longest side the content's
-    scales: tuple = ((1.0, 1.0),)    # (fraction of the working size, share of the iterations)
-    size: int = None                 # working size fixed by the recipe; None = the device's
-    exact_fp32: bool = False         # True: float32 convolutions on every device, as published
-    clamp: bool = True               # keep pixels in 0..1 after every step (the recipe does not)
+    style_layers: Mapping[str, float]
+    content_layers: Mapping[str, float] = field(default_factory=lambda: {CONTENT_LAYER: 1.0})
+    style_term: Literal["normalized", "paper"] = "normalized"  # see losses.style_loss
+    # "content": style resized to the content's exact shape; "long side": aspect kept, longest
+    # side the content's
+    style_shape: Literal["content", "long side"] = "long side"
+    scales: Scales = ((1.0, 1.0),)
+    size: int | None = None    # working size fixed by the recipe; None = the device's
+    exact_fp32: bool = False   # True: float32 convolutions on every device, as published
+    clamp: bool = True         # keep pixels in 0..1 after every step (the recipe does not)
 
 
 EQUAL = dict.fromkeys(STYLE_LAYERS, 1.0)
 
-PRESETS = {
+PRESETS: dict[str, Preset] = {
     "paper": Preset(
         optimizer="adam", lr=0.003, iterations=500, content_weight=1.0, style_weight=1e3,
         tv_weight=0.0, style_term="paper", style_shape="content", size=256, exact_fp32=True, clamp=False,
@@ -47,3 +57,44 @@ PRESETS = {
         optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=2.0,
         tv_weight=5e5, style_layers=EQUAL, scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
 }
+
+
+@dataclass(frozen=True)
+class Run:
+    """A preset with the user's settings applied."""
+    preset: Preset
+    size: int                  # working size: the longest side the finest scale runs at
+    iterations: int
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    preserve_colors: bool
+    init: Literal["content", "noise"]
+    seed: int
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer the objective reads, each once, content first."""
+        return list(dict.fromkeys([*self.preset.content_layers, *self.preset.style_layers]))
+
+
+def resolve(settings: Mapping[str, Any], device_working_size: int) -> Run:
+    """Validate the user's settings (nst_settings.KNOBS) and merge them over the chosen preset;
+    a bad value raises InputError saying which and why."""
+    try:
+        knobs = nst_settings.validate(dict(settings))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    preset = PRESETS[knobs["preset"]]
+
+    def pick(name: str, preset_value: Any) -> Any:
+        return preset_value if knobs[name] is None else knobs[name]
+
+    return Run(
+        preset=preset,
+        size=pick("size", preset.size or device_working_size),
+        iterations=pick("iterations", preset.iterations),
+        content_weight=pick("content_weight", preset.content_weight),
+        style_weight=preset.style_weight * knobs["strength"],
+        tv_weight=pick("tv_weight", preset.tv_weight),
+        preserve_colors=knobs["preserve_colors"], init=knobs["init"], seed=knobs["seed"])

@@ -3,7 +3,7 @@ import io
 
 from PIL import Image
 
-from neural_style.nst_client import Client
+from neural_style.nst_client import Client, JobEvent, JobEventKind
 
 from .images import split_alpha
 
@@ -16,14 +16,14 @@ def stylize_remote(endpoint, content, style, settings, bar=None):
     style_file = io.BytesIO()
     style.save(style_file, "PNG")
 
-    def on_progress(event):
-        if bar is not None and event["type"] == "progress":
-            bar.update(event["iteration"], event["total"])
+    def on_event(event: JobEvent) -> None:
+        if bar is not None and event.kind is JobEventKind.PROGRESS:
+            bar.update(event.iteration or 0, event.total or 1)
 
     try:
         pixels = Client(endpoint, timeout=10.0).stylize(
             rgb.tobytes(), rgb.width, rgb.height, len(rgb.getbands()), style_file.getvalue(),
-            settings, on_progress=on_progress)
+            settings, on_event=on_event)
     finally:
         if bar is not None:
             bar.close()

@@ -19,12 +19,24 @@ from neural_style import nst_settings
 from neural_style.nst_protocol import ProtocolError, field
 
 from . import __version__
-from .errors import Cancelled, InputError
+from .errors import InputError, Stopped
 from .images import MIN_SIDE, decode_image
 from .jobs import Job, JobQueue
 
 log = logging.getLogger("nst-server")
 POLL_MS = 200  # the loop's longest sleep: abandoned jobs are noticed within this much of the deadline
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message the worker has for one client."""
+    client: bytes
+    parts: list
+
+
+@dataclass(frozen=True)
+class QueueMoved:
+    """The worker took the next job: every waiting job's position changed."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,7 @@ class Server:
     def __init__(self, stylizer, endpoint=protocol.DEFAULT_ENDPOINT, limits=Limits()):
         self.stylizer, self.endpoint, self.limits = stylizer, endpoint, limits
         self.jobs = JobQueue(limits.max_queue)
-        self._outbox = queue.Queue()           # (client identity, message parts) from the worker
+        self._outbox: queue.Queue[Outgoing | QueueMoved] = queue.Queue()  # from the worker
         self._stopping = threading.Event()
         self._context = zmq.Context()
         self._router = self._context.socket(zmq.ROUTER)
@@ -172,13 +184,13 @@ class Server:
     def _flush_outbox(self):
         while True:
             try:
-                client, parts = self._outbox.get_nowait()
+                item = self._outbox.get_nowait()
             except queue.Empty:
                 return
-            if parts is None:  # the worker started a job: everyone waiting moved up
+            if isinstance(item, QueueMoved):
                 self._send_positions()
             else:
-                self._router.send_multipart([client, *parts], copy=False)
+                self._router.send_multipart([item.client, *item.parts], copy=False)
 
     def _send(self, client, msg_type, frames=(), **fields):
         self._router.send_multipart([client, *protocol.encode(msg_type, frames, **fields)])
@@ -214,10 +226,10 @@ class Server:
             while not self._stopping.is_set():
                 job = self.jobs.take(timeout=0.5)
                 if job is not None:
-                    self._post(wake, job.client, None)
+                    self._post(wake, QueueMoved())
                     final = self._run(job, wake)
                     self.jobs.finish()  # before the client hears the end: `info` agrees with it
-                    self._post(wake, job.client, final)
+                    self._post(wake, Outgoing(job.client, final))
         finally:
             wake.close()
 
@@ -230,7 +242,7 @@ class Server:
             result = self.stylizer.stylize(content, style, job.settings,
                                            on_progress=lambda p: self._progress(wake, job, p),
                                            should_stop=job.stop.is_set)
-        except Cancelled:
+        except Stopped:
             log.info("%s stopped: %s", job.id, job.stop_reason)
             return protocol.encode("cancelled", job=job.id)
         except InputError as exc:
@@ -249,16 +261,16 @@ class Server:
                                channels=job.channels, elapsed=round(elapsed, 3))
 
     def _progress(self, wake, job, p):
-        self._post(wake, job.client, protocol.encode(
+        self._post(wake, Outgoing(job.client, protocol.encode(
             "progress", job=job.id, iteration=p.iteration, total=p.total,
-            elapsed=round(p.elapsed, 3), losses=p.losses))
+            elapsed=round(p.elapsed, 3), losses=p.losses)))
         if job.preview_every and p.iteration % job.preview_every == 0:
             image = p.preview()
             image.thumbnail((protocol.PREVIEW_SIDE, protocol.PREVIEW_SIDE))
-            self._post(wake, job.client, protocol.encode(
+            self._post(wake, Outgoing(job.client, protocol.encode(
                 "preview", [image.tobytes()], job=job.id, iteration=p.iteration,
-                width=image.width, height=image.height, channels=3))
+                width=image.width, height=image.height, channels=3)))
 
-    def _post(self, wake, client, parts):
-        self._outbox.put((client, parts))
+    def _post(self, wake: zmq.Socket, item: Outgoing | QueueMoved) -> None:
+        self._outbox.put(item)
         wake.send(b"")

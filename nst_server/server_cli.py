@@ -75,8 +75,8 @@ def start(args):
     if args.device:
         run_args += ["--device", args.device]
     try:
-        pid, new = daemon.start(run_args, lambda: _answers(args.endpoint))
-    except RuntimeError as exc:
+        pid, new = daemon.start(run_args, args.endpoint)
+    except daemon.StartError as exc:
         print(f"nst-server: error: {exc}", file=sys.stderr)
         return 1
     print(f"nst-server {'started' if new else 'is already running'} (pid {pid}) on "
@@ -102,14 +102,6 @@ def status(args):
     print(f"nst-server {info['version']} is running on {args.endpoint}: device {info['device']} "
           f"({info['dtype']}), weights {info['weights']}, {info['queue_length']} waiting{running}")
     return 0
-
-
-def _answers(endpoint):
-    try:
-        Client(endpoint, timeout=1.0).ping()
-        return True
-    except NSTError:
-        return False
 
 
 if __name__ == "__main__":

@@ -71,8 +71,9 @@ class VGG19Features(nn.Module):
             if name.startswith("conv"):
                 weight, bias = convs[name]
                 conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
-                conv.weight.data.copy_(weight)
-                conv.bias.data.copy_(bias)
+                with torch.no_grad():
+                    conv.weight.copy_(weight)
+                    conv.bias.copy_(bias)  # type: ignore[union-attr]  # bias=True above
                 self.layers[name] = conv
             elif name.startswith("relu"):
                 self.layers[name] = nn.ReLU(inplace=False)

@@ -4,11 +4,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
 
+from nst_server import daemon
 from nst_server.samples import painting, photo
 
 
@@ -50,19 +50,14 @@ class ServerProcess:
     """`nst-server run` in a subprocess, stopped at the end of the test that made it."""
 
     def __init__(self, *options, log_path=None, endpoint=None):
-        from neural_style.nst_client import Client, NSTError
         self.endpoint = endpoint or free_endpoint()
         self.log = open(log_path or os.devnull, "w")
-        self.process = subprocess.Popen([SERVER, "run", "--endpoint", self.endpoint, *options],
-                                        stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                Client(self.endpoint, timeout=0.5).ping()
-                return
-            except NSTError:
-                assert self.process.poll() is None, "nst-server exited at start"
-        raise AssertionError("nst-server did not answer within 60 s")
+        self.process = daemon.spawn(["--endpoint", self.endpoint, *options], self.log)
+        try:
+            daemon.wait_until_answering(self.process, self.endpoint, timeout=60)
+        except daemon.StartError:
+            self.stop()
+            raise
 
     def client(self, timeout=5.0):
         from neural_style.nst_client import Client

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (the README's, and CI's via .ci/run):
 #   a test virtualenv with the package and its test extras, a real GIMP 3 for the end-to-end
-#   tests (set up once, cached outside the repo; needs root on Debian), then pytest.
+#   tests (set up once, cached outside the repo; needs root on Debian), the type checker (mypy,
+#   configured in pyproject.toml), then pytest.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k engine`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,5 @@ else
     echo "tests/run.sh: not root on Debian: real-GIMP tests will skip unless GIMP 3 is set up" >&2
 fi
 
+"$venv/bin/python" -m mypy
 exec "$venv/bin/python" -m pytest "$@"

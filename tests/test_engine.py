@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_server.engine import Stylizer, iteration_schedule, resolve
-from nst_server.errors import Cancelled, InputError
+from nst_server.engine import Stylizer, iteration_schedule
+from nst_server.presets import resolve
+from nst_server.errors import InputError, Stopped
 from nst_server.images import decode_image
 
 QUICK = {"preset": "fast", "size": 64, "iterations": 4}
@@ -34,7 +35,7 @@ def test_progress_reports_every_iteration_with_losses(stylizer, content, style):
 
 def test_should_stop_stops_within_one_iteration(stylizer, content, style):
     seen = []
-    with pytest.raises(Cancelled):
+    with pytest.raises(Stopped):
         stylizer.stylize(content, style, dict(QUICK, iterations=50), on_progress=seen.append,
                          should_stop=lambda: len(seen) >= 3)
     assert len(seen) == 3

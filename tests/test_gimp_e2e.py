@@ -1,4 +1,4 @@
-"""End to end in a real GIMP 3: the plug-in installed by install.py into an isolated GIMP config,
+"""End to end in a real GIMP 3: the plug-in installed by install.py into a fresh HOME's GIMP folder,
 a real nst-server on the host, the procedure driven through gimp-console-3.0 batch mode.
 
 Skips with the reason where GIMP 3 cannot be set up, unless NST_REQUIRE_GIMP=1 (CI), where
@@ -45,21 +45,24 @@ def gimp_python_version(root):
     return out.stdout.strip()
 
 
-def install(session, endpoint, tmp_path):
-    """python3 install.py into the session's GIMP config, reusing this test virtualenv."""
+def install(session, endpoint):
+    """python3 install.py as a user runs it, with the session's HOME: it must find GIMP's default
+    plug-in folder by itself (it reuses this test virtualenv for the server)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GIMP3_DIRECTORY", "XDG_CONFIG_HOME", "XDG_DATA_HOME")}
     done = subprocess.run(
-        [sys.executable, str(REPO / "install.py"), "--venv", sys.prefix, "--gimp-dir",
-         str(session.plugins), "--gimp-python", gimp_python_version(session.root),
-         "--endpoint", endpoint, "--no-demo"],
-        capture_output=True, text=True, env=dict(os.environ, XDG_DATA_HOME=str(tmp_path)))
+        [sys.executable, str(REPO / "install.py"), "--venv", sys.prefix, "--gimp-python",
+         gimp_python_version(session.root), "--endpoint", endpoint, "--no-demo"],
+        capture_output=True, text=True, env=dict(env, HOME=str(session.home)))
     assert done.returncode == 0, done.stderr
+    assert f"GIMP 3 plug-in folder(s): {session.plugins}\n" in done.stdout
     return session.plugins / "neural_style"
 
 
 @pytest.fixture(scope="module")
-def session(root, server, tmp_path_factory):
+def session(root, server):
     gimp = GimpSession(root)
-    install(gimp, server.endpoint, tmp_path_factory.mktemp("data"))
+    install(gimp, server.endpoint)
     yield gimp
     gimp.close()
 
@@ -121,6 +124,19 @@ def test_grayscale_image_gets_a_grayscale_result(session, files):
     assert report["layers"][0]["size"] == [90, 60]
 
 
+def test_the_dialog_runs_the_filter_and_remembers_its_values(session, files):
+    """The full GIMP under Xvfb: an interactive run opens the dialog (the harness clicks OK) and
+    runs; GIMP then remembers the values, so a Repeat-Last run given no arguments at all uses
+    the same style file and settings."""
+    report, _ = run_filter(session, files / "photo.png",
+                           dict(FAST, **{"style-file": str(files / "starry_night.png")}),
+                           mode="INTERACTIVE", then=["WITH_LAST_VALS"])
+    assert report["status"] == "success", report
+    assert [run["status"] for run in report["then"]] == ["success"], report
+    assert [layer["name"] for layer in report["layers"]] == \
+        ["Neural Style: starry_night", "Neural Style: starry_night #1", "Background"]
+
+
 def test_indexed_image_is_refused(session, files):
     report, _ = run_filter(session, files / "photo.png",
                            dict(FAST, **{"style-file": str(files / "starry_night.png")}),
@@ -150,7 +166,7 @@ def test_cancelling_in_gimp_drops_the_job_and_leaves_the_image_untouched(session
     while client.info()["running"] is None:
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.1)
-    subprocess.run(["pkill", "-KILL", "-f", "neural_style/neural_style.py"], check=True)
+    assert session.kill_plugin("neural_style")
     killed_at = time.monotonic()
     while client.info()["running"] is not None:
         assert time.monotonic() - killed_at < 3 + 3, "the server kept computing for nobody"
@@ -161,10 +177,10 @@ def test_cancelling_in_gimp_drops_the_job_and_leaves_the_image_untouched(session
     assert [layer["name"] for layer in report["layers"]] == ["Background"]
 
 
-def test_server_down_returns_how_to_start_it_quickly(root, files, tmp_path):
+def test_server_down_returns_how_to_start_it_quickly(root, files):
     gimp = GimpSession(root)
     try:
-        plugin = install(gimp, free_endpoint(), tmp_path)
+        plugin = install(gimp, free_endpoint())
         config = json.loads((plugin / "config.json").read_text())
         config.pop("server_command")  # as if the installer had not recorded how to start it
         (plugin / "config.json").write_text(json.dumps(config))
@@ -178,15 +194,15 @@ def test_server_down_returns_how_to_start_it_quickly(root, files, tmp_path):
     assert len(report["layers"]) == 1
 
 
-def test_a_stopped_server_is_started_by_the_filter(root, files, tmp_path):
+def test_a_stopped_server_is_started_by_the_filter(root, files):
     """Nothing answers, but install.py recorded the server command: the filter starts the server
     in the background, waits for it, and runs. (In a Debian 13 root, this virtualenv, its base
     Python and the repo are bound in at the same paths so that the recorded command exists.)"""
     gimp = GimpSession(root)
     binds = sorted({sys.prefix, sys.base_prefix, str(REPO)}) if root != Path("/") else ()
-    pid_file = gimp.inside / "home" / ".local" / "state" / "neural-style-gimp" / "nst-server.pid"
+    pid_file = gimp.home / ".local" / "state" / "neural-style-gimp" / "nst-server.pid"
     try:
-        install(gimp, free_endpoint(), tmp_path)
+        install(gimp, free_endpoint())
         report, _ = run_filter(gimp, files / "photo.png",
                                dict(FAST, **{"style-file": str(files / "starry_night.png")}),
                                binds=binds)

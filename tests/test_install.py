@@ -1,11 +1,14 @@
 """install.py as a user runs it, into private folders (reusing this test virtualenv)."""
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import free_endpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,18 +59,37 @@ def test_install_is_idempotent_and_uninstall_removes_exactly_it(tmp_path, plugin
     assert config["server_command"] == [str(Path(sys.prefix) / "bin" / "nst-server")]
     assert config["endpoint"] == "tcp://127.0.0.1:5555"
 
+    nobody = free_endpoint()
     code, out = install_py(tmp_path, "--check", "--gimp-dir", str(plugins),
-                           "--gimp-python", "%d.%d" % sys.version_info[:2])
+                           "--gimp-python", "%d.%d" % sys.version_info[:2], "--endpoint", nobody)
     lines = out.strip().splitlines()
     assert any(line.startswith("[ok] plug-in:") for line in lines)
     assert any(line.startswith("[ok] zmq for GIMP's Python:") for line in lines)
-    assert any(line.startswith("[") and "server:" in line for line in lines)
+    assert f"[FAIL] server: {nobody} not answering: start it with " \
+           f"{Path(sys.prefix) / 'bin' / 'nst-server'} start --endpoint {nobody}" in lines
+    assert code == 1
 
     code, out = install_py(tmp_path, "--uninstall")
     assert code == 0 and f"remove {plugin}" in out
     assert not plugin.exists() and keep.exists() and Path(sys.prefix).exists()
     code, out = install_py(tmp_path, "--uninstall")
     assert "nothing to uninstall" in out
+
+
+def test_check_passes_only_for_a_real_server(tmp_path, plugins, server):
+    """--check asks with the protocol: the real server answers; a port where something else
+    listens (plain TCP, not nst-server) fails with how to start the server."""
+    code, out = install_py(tmp_path, *common(plugins))
+    assert code == 0, out
+    with socket.socket() as impostor:
+        impostor.bind(("127.0.0.1", 0))
+        impostor.listen()
+        other = f"tcp://127.0.0.1:{impostor.getsockname()[1]}"
+        for endpoint, verdict in ((server.endpoint, "[ok] server: {} answers"),
+                                  (other, "[FAIL] server: {} not answering: start it with")):
+            code, out = install_py(tmp_path, "--check", "--gimp-dir", str(plugins),
+                                   "--endpoint", endpoint)
+            assert verdict.format(endpoint) in out, out
 
 
 def test_finds_the_gimp3_plugin_folders(tmp_path):
@@ -97,3 +119,34 @@ def test_a_virtualenv_the_installer_made_is_removed_even_after_a_rerun(tmp_path,
     assert json.loads(manifest.read_text())["created_venv"]
     code, out = install_py(tmp_path, "--uninstall")
     assert f"remove {venv}" in out and not venv.exists()
+
+
+def system_python():
+    """(version, has_zmq) of /usr/bin/python3, the Python GIMP runs plug-ins with on Linux."""
+    probe = "import sys, importlib.util; print('%d.%d' % sys.version_info[:2], " \
+            "importlib.util.find_spec('zmq') is not None)"
+    try:
+        out = subprocess.run(["/usr/bin/python3", "-c", probe], capture_output=True, text=True,
+                             check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None, False
+    return out[0], out[1] == "True"
+
+
+def test_check_imports_zmq_in_gimps_python_and_catches_a_wheel_for_another_version(tmp_path, plugins):
+    """--check imports zmq for real with the Python GIMP uses (the system python3 on Linux), the
+    plug-in's way: a pyzmq vendored for another Python version is reported, not trusted."""
+    version, has_zmq = system_python()
+    if version is None or has_zmq:
+        pytest.skip("needs a /usr/bin/python3 without its own pyzmq")
+    other = "3.13" if version != "3.13" else "3.12"
+    nobody = free_endpoint()
+    for stated, verdict in ((version, "[ok]"), (other, "[FAIL]")):
+        code, out = install_py(tmp_path, "--venv", sys.prefix, "--gimp-dir", str(plugins),
+                               "--gimp-python", stated, "--endpoint", nobody, "--no-demo")
+        assert code == 0, out
+        code, out = install_py(tmp_path, "--check", "--gimp-dir", str(plugins))
+        line = next(line for line in out.splitlines() if "zmq for GIMP's Python" in line)
+        assert line.startswith(verdict), line
+        assert f"[FAIL] server: {nobody} not answering" in out  # the recorded endpoint is tried
+    assert "cannot import zmq" in line

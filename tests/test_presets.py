@@ -1,25 +1,73 @@
-"""The preset table and the device profile."""
+"""The preset table and the device profile, judged by what they do."""
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from neural_style import nst_settings
-from nst_server.device import CPU_WORKING_SIZE, profile_for, select_device
-from nst_server.engine import resolve
+from nst_server.device import select_device
+from nst_server.engine import Stylizer
 from nst_server.errors import InputError
+from nst_server.images import to_tensor
 from nst_server.presets import PRESETS
+from nst_server.samples import painting, photo
+from nst_server.vgg import denormalize, normalize
+
+STEPS = 12
 
 
-def test_paper_preset_is_the_published_recipe():
-    paper = PRESETS["paper"]
-    assert paper.size == 256 and paper.iterations == 500
-    assert (paper.optimizer, paper.lr) == ("adam", 0.003)
-    assert (paper.content_weight, paper.style_weight, paper.tv_weight) == (1.0, 1e3, 0.0)
-    # conv4_2 and conv1_1..conv5_1, read after their in-place ReLUs as the reference code does
-    assert paper.content_layers == {"relu4_2": 1.0}
-    assert paper.style_layers == {"relu1_1": 1.0, "relu2_1": 0.75, "relu3_1": 0.2,
-                                  "relu4_1": 0.2, "relu5_1": 0.2}
-    assert paper.style_term == "paper" and paper.style_shape == "content"
-    assert paper.scales == ((1.0, 1.0),) and paper.exact_fp32 and not paper.clamp
+def published_recipe(vgg, content, style, steps):
+    """Gatys et al.'s recipe as published, written from the paper's reference code and not from
+    the engine: the image starts as the content; Adam at lr 0.003; content = MSE of conv4_2
+    (after its ReLU) with alpha 1; style = beta 1e3 times the sum over conv1_1..conv5_1 (after
+    their ReLUs) with weights 1, .75, .2, .2, .2 of mean((G - A)^2) / (d*h*w) on unnormalized
+    Grams, the painting resized to the photo's shape; no smoothing, no clamping, float32.
+    Returns (the image after `steps`, the total loss before each step)."""
+    layers = {"relu1_1": 1.0, "relu2_1": 0.75, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2}
+
+    def unnormalized_gram(f):
+        flat = f[0].reshape(f.shape[1], -1)
+        return flat @ flat.T
+
+    target = normalize(to_tensor(content))
+    with torch.no_grad():
+        content_features = vgg(target, ["relu4_2"])["relu4_2"]
+        style_features = vgg(normalize(to_tensor(style.resize(content.size, Image.LANCZOS))),
+                             list(layers))
+    style_grams = {n: unnormalized_gram(f) for n, f in style_features.items()}
+    x = target.clone().requires_grad_(True)
+    adam = torch.optim.Adam([x], lr=0.003)
+    totals = []
+    for _ in range(steps):
+        adam.zero_grad()
+        features = vgg(x, ["relu4_2", *layers])
+        loss = torch.mean((features["relu4_2"] - content_features) ** 2)
+        for name, weight in layers.items():
+            _, d, h, w = features[name].shape
+            error = torch.mean((unnormalized_gram(features[name]) - style_grams[name]) ** 2)
+            loss = loss + 1e3 * weight * error / (d * h * w)
+        loss.backward()
+        totals.append(float(loss.detach()))
+        adam.step()
+    return denormalize(x.detach()), totals
+
+
+def test_the_paper_preset_reproduces_the_published_recipe(stylizer):
+    """Same losses at every step and the same picture as the recipe written out independently:
+    any change to its optimizer, rate, weights, layers, style term, style shape, smoothing or
+    precision shows here."""
+    content = photo("coffee").resize((72, 48), Image.LANCZOS)
+    style = painting("embers", size=96)
+    seen = []
+    result = stylizer.stylize(content, style, {"preset": "paper", "iterations": STEPS},
+                              on_progress=lambda p: seen.append(p.losses["total"]))
+    expected, totals = published_recipe(stylizer.vgg, content, style, STEPS)
+    assert seen == pytest.approx(totals, rel=1e-3)
+    assert totals[-1] < 0.9 * totals[0]  # the steps did something, so the comparison means something
+    reference = np.asarray(expected[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0))
+    assert np.abs(np.asarray(result, dtype=int) - reference).max() <= 1
 
 
 def test_preset_names_match_the_shared_settings_table():
@@ -33,13 +81,31 @@ def test_scale_shares_add_up(name):
     assert PRESETS[name].scales[-1][0] == 1.0
 
 
-def test_cpu_profile():
-    profile = profile_for(torch.device("cpu"))
-    native_bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert profile.dtype == (torch.bfloat16 if native_bf16 else torch.float32)
-    assert profile.working_size == CPU_WORKING_SIZE
-    assert resolve({}, profile.working_size).size == CPU_WORKING_SIZE
-    assert resolve({"preset": "paper"}, profile.working_size).size == 256
+def test_a_default_cpu_run_paints_at_512_px_in_a_precision_as_good_as_float32(stylizer, evaluator):
+    """What the CPU profile decides, seen from outside: a default run on a photo larger than
+    512 px works at 512 px (the previews' size), and its convolution precision (bf16 where the
+    CPU has it natively) gives results as stylized as float32's, never float16."""
+    big = photo("chelsea").resize((600, 400), Image.LANCZOS)
+    style = painting("swirls", size=256)
+    sizes = []
+    stylizer.stylize(big, style, {"iterations": 1}, on_progress=lambda p: sizes.append(p.preview().size))
+    assert sizes == [(512, 341)]
+
+    assert stylizer.profile.dtype in (torch.bfloat16, torch.float32)
+    small = big.resize((96, 64), Image.LANCZOS)
+    settings = {"preset": "fast", "iterations": 12}
+    as_profiled = stylizer.stylize(small, style, settings)
+    float32 = float32_twin().stylize(small, style, settings)
+    ours, reference = (evaluator.style_loss(r, style) for r in (as_profiled, float32))
+    assert ours < evaluator.style_loss(small, style) * 0.7
+    assert ours == pytest.approx(reference, rel=0.25)
+
+
+def float32_twin():
+    """A Stylizer like the default one, but with float32 convolutions."""
+    twin = Stylizer()
+    twin.profile = replace(twin.profile, dtype=torch.float32)
+    return twin
 
 
 def test_device_selection_here():

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from neural_style import nst_protocol as protocol
-from neural_style.nst_client import Cancelled, Client, ServerError, ServerUnavailable
+from neural_style.nst_client import (Client, JobCancelled, JobEventKind, ServerError,
+                                     ServerUnavailable)
 from nst_server.samples import photo
 
 QUICK = {"preset": "fast", "size": 64, "iterations": 4}
@@ -57,38 +58,44 @@ def test_stylization_keeps_size_channels_and_alpha(server, style_png, evaluator,
 
 
 def test_rgb_layers_come_back_rgb(server, style_png):
+    """Exactly width x height x 3 bytes (no alpha channel invented), and repainted."""
     source = layer(alpha=False)
-    assert stylize(server.client(), source, style_png).size == source.size
+    pixels = server.client().stylize(source.tobytes(), source.width, source.height, 3, style_png,
+                                     QUICK)
+    assert len(pixels) == source.width * source.height * 3
+    difference = np.abs(np.frombuffer(pixels, np.uint8).astype(int)
+                        - np.asarray(source).reshape(-1).astype(int))
+    assert difference.mean() > 2  # the job changed the picture, not just echoed it
 
 
 def test_progress_arrives_in_order_and_ends_with_the_result(server, style_png):
     events = []
     stylize(server.client(), layer(), style_png, dict(QUICK, iterations=6),
-            on_progress=events.append, preview_every=3)
-    kinds = [e["type"] for e in events]
+            on_event=events.append, preview_every=3)
+    kinds = [e.kind.value for e in events]
     assert kinds[0] == "accepted" and kinds[-1] == "result" and kinds.count("result") == 1
-    progress = [e for e in events if e["type"] == "progress"]
-    assert [e["iteration"] for e in progress] == [1, 2, 3, 4, 5, 6]
-    assert all(e["total"] == 6 for e in progress)
-    assert [e["elapsed"] for e in progress] == sorted(e["elapsed"] for e in progress)
-    previews = [e for e in events if e["type"] == "preview"]
-    assert [p["iteration"] for p in previews] == [3, 6]
-    assert len(previews[0]["pixels"]) == previews[0]["width"] * previews[0]["height"] * 3
+    progress = [e for e in events if e.kind is JobEventKind.PROGRESS]
+    assert [e.iteration for e in progress] == [1, 2, 3, 4, 5, 6]
+    assert all(e.total == 6 for e in progress)
+    assert [e.elapsed for e in progress] == sorted(e.elapsed for e in progress)
+    previews = [e for e in events if e.kind is JobEventKind.PREVIEW]
+    assert [p.iteration for p in previews] == [3, 6]
+    assert len(previews[0].pixels) == previews[0].width * previews[0].height * 3
 
 
 def test_cancel_stops_the_job_and_the_next_starts_at_once(server, style_png):
     client = server.client()
     events = []
     start = time.monotonic()
-    with pytest.raises(Cancelled):
-        stylize(client, layer(), style_png, LONG, on_progress=events.append,
-                should_cancel=lambda: sum(e["type"] == "progress" for e in events) >= 2)
+    with pytest.raises(JobCancelled):
+        stylize(client, layer(), style_png, LONG, on_event=events.append,
+                should_cancel=lambda: sum(e.kind is JobEventKind.PROGRESS for e in events) >= 2)
     assert time.monotonic() - start < 10
-    assert sum(e["type"] == "progress" for e in events) < 10  # stopped within an iteration or so
+    assert sum(e.kind is JobEventKind.PROGRESS for e in events) < 10  # stopped within an iteration or so
     assert client.info()["running"] is None
     started = []
-    stylize(client, layer(), style_png, on_progress=started.append)
-    assert [e for e in started if e["type"] == "accepted"][0]["position"] == 0
+    stylize(client, layer(), style_png, on_event=started.append)
+    assert [e for e in started if e.kind is JobEventKind.ACCEPTED][0].position == 0
 
 
 def test_cancel_of_a_waiting_job_by_another_client(server, style_png):
@@ -97,23 +104,23 @@ def test_cancel_of_a_waiting_job_by_another_client(server, style_png):
 
     def submit_long():
         try:
-            stylize(client, layer(), style_png, LONG, on_progress=first_events.append)
-        except Cancelled:
+            stylize(client, layer(), style_png, LONG, on_event=first_events.append)
+        except JobCancelled:
             outcome["first"] = "cancelled"
 
     runner = threading.Thread(target=submit_long)
     runner.start()
-    _wait_for(lambda: any(e["type"] == "progress" for e in first_events))
+    _wait_for(lambda: any(e.kind is JobEventKind.PROGRESS for e in first_events))
     second_events = []
     second = threading.Thread(target=lambda: outcome.update(second=_catch(
-        lambda: stylize(server.client(), layer(), style_png, on_progress=second_events.append))))
+        lambda: stylize(server.client(), layer(), style_png, on_event=second_events.append))))
     second.start()
     _wait_for(lambda: second_events)
-    assert second_events[0]["position"] == 0  # waiting behind the running job
-    client.cancel(second_events[0]["job"])
+    assert second_events[0].position == 0  # waiting behind the running job
+    client.cancel(second_events[0].job)
     second.join(10)
-    assert outcome["second"] == "Cancelled"
-    client.cancel(first_events[0]["job"])
+    assert outcome["second"] == "JobCancelled"
+    client.cancel(first_events[0].job)
     runner.join(10)
     assert outcome["first"] == "cancelled"
 
@@ -125,7 +132,7 @@ def test_three_concurrent_clients_each_get_their_own_result(server, style_png, e
 
     def run(name):
         results[name] = stylize(server.client(timeout=10), sources[name], style_png,
-                                dict(QUICK, iterations=8), on_progress=events[name].append)
+                                dict(QUICK, iterations=8), on_event=events[name].append)
 
     threads = [threading.Thread(target=run, args=(n,)) for n in names]
     for t in threads:
@@ -136,17 +143,17 @@ def test_three_concurrent_clients_each_get_their_own_result(server, style_png, e
     for name in names:  # each result is nearest, in VGG content terms, to its own photo
         losses = {other: evaluator.content_loss(results[name], sources[other]) for other in names}
         assert min(losses, key=losses.get) == name, losses
-    waited = [e for n in names for e in events[n] if e["type"] in ("accepted", "queued")]
-    assert max(e["position"] for e in waited) >= 1  # the jobs really queued
+    waited = [e for n in names for e in events[n] if e.kind in (JobEventKind.ACCEPTED, JobEventKind.QUEUED)]
+    assert max(e.position for e in waited) >= 1  # the jobs really queued
 
 
 def test_ping_stays_fast_while_a_job_runs(server, style_png):
     client, events, latencies = server.client(), [], []
     worker = threading.Thread(target=_catch, args=(lambda: stylize(
         client, layer(), style_png, dict(QUICK, size=128, iterations=40),
-        on_progress=events.append),))
+        on_event=events.append),))
     worker.start()
-    _wait_for(lambda: any(e["type"] == "progress" for e in events))
+    _wait_for(lambda: any(e.kind is JobEventKind.PROGRESS for e in events))
     while worker.is_alive() and len(latencies) < 30:
         latencies.append(client.ping())
         time.sleep(0.05)
@@ -198,12 +205,12 @@ def test_server_killed_mid_job(start_server, style_png):
 
     def kill_after_first_progress(event):
         events.append(event)
-        if event["type"] == "progress" and event["iteration"] == 1:
+        if event.kind is JobEventKind.PROGRESS and event.iteration == 1:
             victim.process.send_signal(signal.SIGKILL)
 
     start = time.monotonic()
     with pytest.raises(ServerUnavailable):
-        stylize(client, layer(), style_png, LONG, on_progress=kill_after_first_progress)
+        stylize(client, layer(), style_png, LONG, on_event=kill_after_first_progress)
     assert time.monotonic() - start < 3.0 + 3.0
     start_server(endpoint=victim.endpoint)  # a new server where the dead one was:
     assert client.ping() < 1                # the same client object works at once
@@ -216,9 +223,9 @@ def test_client_killed_mid_job_is_dropped_and_the_next_job_runs(server, style_pn
         "from neural_style.nst_client import Client\n"
         f"c = Client({server.endpoint!r})\n"
         "def on(e):\n"
-        "    print(e['type'], e.get('job'), flush=True)\n"
+        "    print(e.kind.value, e.job, flush=True)\n"
         f"c.stylize(b'\\x80' * 64 * 64 * 3, 64, 64, 3, open(sys.argv[1], 'rb').read(), {LONG!r},"
-        " on_progress=on)\n")
+        " on_event=on)\n")
     style_file = tmp_path / "style.png"
     style_file.write_bytes(style_png)
     doomed = subprocess.Popen([sys.executable, str(script), str(style_file)],

@@ -24,7 +24,8 @@ PROCEDURE = "python-fu-neural-style"
 CONFIG_FILE = os.path.join(HERE, "config.json")    # written by install.py
 VENDOR_DIR = os.path.join(HERE, "vendor")           # pyzmq for GIMP's Python, if it had none
 PING_TIMEOUT = 3.0
-START_TIMEOUT = 90.0
+SILENCE_TIMEOUT = 10.0  # a running job's server silent this long: give up on it
+START_TIMEOUT = 150.0   # above `nst-server start`'s own bound (120 s), so its message wins
 RW = GObject.ParamFlags.READWRITE
 
 
@@ -63,24 +64,29 @@ def how_to_start(endpoint, config):
             "then run the filter again.")
 
 
-def connect(nst_client, endpoint, config):
-    """A client for a server that answers; starts the installed server if it is down."""
-    client = nst_client.Client(endpoint, timeout=PING_TIMEOUT)
+def answers(nst_client, client):
     try:
         client.ping()
-        return client
+        return True
     except nst_client.ServerUnavailable:
-        command = config.get("server_command")
-        if not command or not os.path.exists(command[0]):
-            raise PluginError(how_to_start(endpoint, config)) from None
+        return False
+
+
+def start_installed_server(nst_client, client, config):
+    """Start the server install.py recorded (in the background) and wait until it answers at
+    the client's endpoint; otherwise say how to start it, with what starting it said."""
+    endpoint, command = client.endpoint, config.get("server_command")
+    if not command or not os.path.exists(command[0]):
+        raise PluginError(how_to_start(endpoint, config))
     Gimp.progress_set_text("Neural Style: starting the server…")
     try:
-        subprocess.run([*command, "start", "--endpoint", endpoint], timeout=START_TIMEOUT,
-                       stdin=subprocess.DEVNULL, capture_output=True, check=True)
-        client.ping()
-    except (OSError, subprocess.SubprocessError, nst_client.NSTError):
-        raise PluginError(how_to_start(endpoint, config)) from None
-    return client
+        done = subprocess.run([*command, "start", "--endpoint", endpoint], timeout=START_TIMEOUT,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise PluginError(f"{how_to_start(endpoint, config)}\n(starting it failed: {exc})") from None
+    if not answers(nst_client, client):
+        said = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+        raise PluginError(f"{how_to_start(endpoint, config)}\n(nst-server start said: {said})")
 
 
 def check_drawable(image, drawables):
@@ -117,11 +123,12 @@ def settings_from(config):
 
 
 def show_progress(event):
-    if event["type"] == "progress":
-        Gimp.progress_set_text(f"Neural Style: {event['iteration']}/{event['total']}")
-        Gimp.progress_update(event["iteration"] / event["total"])
-    elif event["type"] in ("accepted", "queued") and event["position"] > 0:
-        Gimp.progress_set_text(f"Neural Style: waiting ({event['position']} job(s) ahead)")
+    kind = event.kind.value
+    if kind == "progress":
+        Gimp.progress_set_text(f"Neural Style: {event.iteration}/{event.total}")
+        Gimp.progress_update(event.iteration / event.total)
+    elif kind in ("accepted", "queued") and event.position > 0:
+        Gimp.progress_set_text(f"Neural Style: waiting ({event.position} job(s) ahead)")
 
 
 def insert_result(image, source, pixels, pixel_format, name):
@@ -155,16 +162,18 @@ def stylize(procedure, config, image, drawables):
     endpoint = config.get_property("endpoint") or installed.get("endpoint") or \
         nst_client.default_endpoint()
     Gimp.progress_init("Neural Style")
-    client = connect(nst_client, endpoint, installed)
+    client = nst_client.Client(endpoint, timeout=PING_TIMEOUT)
+    if not answers(nst_client, client):
+        start_installed_server(nst_client, client, installed)
     channels = 4 if source.has_alpha() else 3
     pixel_format = "R'G'B'A u8" if channels == 4 else "R'G'B' u8"  # sRGB-encoded, as VGG expects
     width, height = source.get_width(), source.get_height()
     pixels = source.get_buffer().get(Gegl.Rectangle.new(0, 0, width, height), 1.0, pixel_format,
                                      Gegl.AbyssPolicy.CLAMP)
-    client.timeout = 10.0
+    client.timeout = SILENCE_TIMEOUT
     try:
         result = client.stylize(pixels, width, height, channels, style_bytes,
-                                settings_from(config), on_progress=show_progress)
+                                settings_from(config), on_event=show_progress)
     except nst_client.ServerError as exc:
         raise PluginError(f"Neural Style: {exc.message}") from None
     except nst_client.NSTError as exc:

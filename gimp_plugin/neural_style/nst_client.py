@@ -3,7 +3,7 @@
     client = Client()                                   # endpoint from NST_ENDPOINT or the default
     client.ping()                                       # round-trip seconds
     pixels = client.stylize(rgba, w, h, 4, style_file_bytes, {"preset": "fast"},
-                            on_progress=lambda event: ..., should_cancel=lambda: False)
+                            on_event=lambda event: ..., should_cancel=lambda: False)
 
 Every call is bounded by `timeout`: a dead or absent server raises ServerUnavailable, never hangs.
 Each call uses its own socket with LINGER 0, closed when the call ends, so a call that failed
@@ -12,13 +12,17 @@ leaves nothing behind that could break the next one.
 import itertools
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
 
 import zmq
 
 try:
     from . import nst_protocol as protocol
 except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
-    import nst_protocol as protocol
+    import nst_protocol as protocol  # type: ignore[import-not-found, no-redef]
 
 
 class NSTError(Exception):
@@ -32,63 +36,100 @@ class ServerUnavailable(NSTError):
 class ServerError(NSTError):
     """The server refused or failed a request; `code` is a protocol error code."""
 
-    def __init__(self, code, message):
+    def __init__(self, code: str, message: str):
         super().__init__(f"{message} [{code}]")
         self.code, self.message = code, message
 
 
-class Cancelled(NSTError):
+class JobCancelled(NSTError):
     """The job was cancelled (by should_cancel, or by another client)."""
 
 
-def default_endpoint():
+class JobEventKind(Enum):
+    """The messages of a job's stream, in the order they can come (docs/protocol.md)."""
+    ACCEPTED = "accepted"   # position
+    QUEUED = "queued"       # position: jobs ahead, while waiting
+    PROGRESS = "progress"   # iteration, total, elapsed, losses
+    PREVIEW = "preview"     # iteration, width, height, pixels (RGB, 8 bits)
+    RESULT = "result"       # elapsed: the server's own time for the job (pixels are returned)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One message of a job's stream, as `on_event` gets it: the fields its kind carries are set."""
+    kind: JobEventKind
+    job: str
+    position: int | None = None
+    iteration: int | None = None
+    total: int | None = None
+    elapsed: float | None = None
+    losses: dict[str, float] = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    pixels: bytes = b""
+
+    @classmethod
+    def from_message(cls, header: dict[str, Any], frames: list) -> "JobEvent":
+        kind = JobEventKind(header["type"])
+        pixels = bytes(frames[0]) if kind is JobEventKind.PREVIEW and frames else b""
+        return cls(kind, str(header.get("job", "")), header.get("position"),
+                   header.get("iteration"), header.get("total"), header.get("elapsed"),
+                   header.get("losses") or {}, header.get("width"), header.get("height"), pixels)
+
+
+def default_endpoint() -> str:
     return os.environ.get(protocol.ENDPOINT_ENV) or protocol.DEFAULT_ENDPOINT
+
+
+JOB_STREAM = {kind.value for kind in JobEventKind}
 
 
 class Client:
     _ids = itertools.count(1)
 
-    def __init__(self, endpoint=None, timeout=5.0):
+    def __init__(self, endpoint: str | None = None, timeout: float = 5.0):
         self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context = zmq.Context.instance()
 
-    def ping(self):
+    def ping(self) -> float:
         """Round-trip time in seconds."""
         start = time.perf_counter()
         self._call("ping")
         return time.perf_counter() - start
 
-    def info(self):
+    def info(self) -> dict[str, Any]:
         header, _ = self._call("info")
         return {k: v for k, v in header.items() if k not in ("v", "type", "id")}
 
-    def cancel(self, job):
+    def cancel(self, job: str) -> None:
         self._call("cancel", job=job)
 
-    def stylize(self, pixels, width, height, channels, style_bytes, settings=None,
-                on_progress=None, should_cancel=None, preview_every=0):
+    def stylize(self, pixels: bytes, width: int, height: int, channels: int, style_bytes: bytes,
+                settings: dict[str, Any] | None = None, *,
+                on_event: Callable[[JobEvent], None] | None = None,
+                should_cancel: Callable[[], bool] | None = None, preview_every: int = 0) -> bytes:
         """Run one job; return the result's pixels (same width, height and channels).
 
-        on_progress(event) gets every stream message's header in order: `accepted`, `queued`,
-        `progress`, `preview` (with event["pixels"]), and last `result` (with the server's
-        `elapsed`). should_cancel() is polled several times a
-        second; when it returns true the job is cancelled on the server and Cancelled is raised.
+        on_event gets the job's stream in order: ACCEPTED, QUEUED, PROGRESS, PREVIEW, and last
+        RESULT. should_cancel() is polled several times a second; once it returns true the job is
+        cancelled on the server and JobCancelled is raised.
         """
         with self._socket() as sock:
             self._send(sock, protocol.encode(
                 "submit", [pixels, style_bytes], width=width, height=height, channels=channels,
                 settings=settings or {}, preview_every=preview_every))
-            header, _ = self._reply(sock)
+            header, frames = self._reply(sock)
             if header["type"] != "accepted":
                 raise ServerError(protocol.INTERNAL, f"unexpected reply {header['type']!r}")
-            if on_progress is not None:
-                on_progress(header)
-            return self._follow(sock, header["job"], on_progress, should_cancel)
+            if on_event is not None:
+                on_event(JobEvent.from_message(header, frames))
+            return self._follow(sock, header["job"], on_event, should_cancel)
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _follow(self, sock, job, on_progress, should_cancel):
+    def _follow(self, sock: zmq.Socket, job: str, on_event: Callable[[JobEvent], None] | None,
+                should_cancel: Callable[[], bool] | None) -> bytes:
         """Stream a job's messages until it ends, sending heartbeats and relaying a cancel."""
         last_beat = last_heard = time.monotonic()
         cancelling = False
@@ -111,33 +152,30 @@ class Client:
                 continue
             last_heard = time.monotonic()
             header, frames = message
-            kind = header["type"]
-            if kind == "result":
-                if on_progress is not None:
-                    on_progress(header)
+            if header["type"] == "cancelled":
+                raise JobCancelled(f"job {job} was cancelled")
+            if header["type"] not in JOB_STREAM:
+                continue  # e.g. `alive`, the answer to a heartbeat
+            if on_event is not None:
+                on_event(JobEvent.from_message(header, frames))
+            if header["type"] == JobEventKind.RESULT.value:
                 return bytes(frames[0])
-            if kind == "cancelled":
-                raise Cancelled(f"job {job} was cancelled")
-            if kind == "preview" and frames:
-                header["pixels"] = bytes(frames[0])
-            if on_progress is not None and kind in ("queued", "progress", "preview"):
-                on_progress(header)
 
-    def _call(self, msg_type, **fields):
+    def _call(self, msg_type: str, **fields: Any) -> tuple[dict[str, Any], list]:
         """One request, one reply, on a fresh socket."""
         request_id = f"{os.getpid()}-{next(self._ids)}"
         with self._socket() as sock:
             self._send(sock, protocol.encode(msg_type, id=request_id, **fields))
             return self._reply(sock)
 
-    def _reply(self, sock):
+    def _reply(self, sock: zmq.Socket) -> tuple[dict[str, Any], list]:
         """The next message within the timeout, or ServerUnavailable."""
         message = self._receive(sock, self.timeout)
         if message is None:
             raise self._unavailable("did not answer")
         return message
 
-    def _socket(self):
+    def _socket(self) -> zmq.Socket:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)      # closing never waits for unsent messages
         sock.setsockopt(zmq.IMMEDIATE, 1)   # sends wait for a real connection, not a queue
@@ -145,13 +183,13 @@ class Client:
         sock.connect(self.endpoint)
         return sock
 
-    def _send(self, sock, parts):
+    def _send(self, sock: zmq.Socket, parts: list) -> None:
         try:
             sock.send_multipart(parts, copy=False)
         except zmq.Again:
             raise self._unavailable("could not be reached") from None
 
-    def _receive(self, sock, seconds):
+    def _receive(self, sock: zmq.Socket, seconds: float) -> tuple[dict[str, Any], list] | None:
         """The next message as (header, frames), or None if nothing came within `seconds`.
         `error` messages are raised as ServerError."""
         if not sock.poll(max(0, int(seconds * 1000)), zmq.POLLIN):
@@ -165,7 +203,7 @@ class Client:
             raise ServerError(header.get("code", protocol.INTERNAL), header.get("message", ""))
         return header, frames
 
-    def _unavailable(self, what):
+    def _unavailable(self, what: str) -> ServerUnavailable:
         return ServerUnavailable(
             f"nst-server at {self.endpoint} {what} within {self.timeout:g} s. Start it with "
             f"'nst-server start' (from the virtualenv install.py made), then try again.")

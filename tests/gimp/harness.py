@@ -2,9 +2,10 @@
 
 On Debian 13 GIMP 3 is the system's; on Debian 12 it lives in a Debian 13 root made by
 tests/gimp/setup_gimp3.sh, entered with unshare + chroot (same network: the plug-in inside
-reaches a server on the host at tcp://127.0.0.1:PORT). Each session gets its own GIMP config
-folder and HOME, and GIMP runs with a clean environment (`env -i`, the system PATH) so that
-plug-ins start with the system's python3, which has `gi`.
+reaches a server on the host at tcp://127.0.0.1:PORT). Each session gets its own HOME, so GIMP
+uses a fresh user folder in its default place (~/.config/GIMP/3.0). GIMP runs with a clean
+environment (`env -i`, the system PATH) so that plug-ins start with the system's python3, which
+has `gi`.
 """
 import json
 import os
@@ -12,6 +13,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+import psutil
 
 GIMP = "gimp-console-3.0"
 DEFAULT_ROOT = "/var/tmp/nst-gimp3-root"
@@ -31,41 +34,98 @@ def gimp_root():
 
 
 class GimpSession:
-    """A private GIMP config folder (plug-ins/ inside) and HOME, under the GIMP root's /tmp."""
+    """A private HOME (GIMP's user folder and plug-ins inside), under the GIMP root's /tmp."""
 
     def __init__(self, root):
         self.root = root
         self.inside = Path(tempfile.mkdtemp(prefix="nst-e2e-", dir=root / "tmp"))
-        self.config = self.inside / "config"
-        self.plugins = self.config / "plug-ins"
-        (self.inside / "home").mkdir()
-        self.plugins.mkdir(parents=True)
+        self.home = self.inside / "home"
+        self.plugins = self.home / ".config" / "GIMP" / "3.0" / "plug-ins"  # GIMP 3.0's default
+        self.home.mkdir()
+        self.gimp = None  # the GIMP process of the batch run in progress or last run
 
     def path_in_gimp(self, host_path):
         """How GIMP (inside the root) sees a path under the session folder."""
         return "/" + str(Path(host_path).relative_to(self.root))
 
-    def run_batch(self, code, timeout=180, binds=()):
-        """Run Python `code` in gimp-console's python-fu-eval batch interpreter. `binds`: host
-        folders to make visible at the same paths inside the GIMP root."""
+    def run_batch(self, code, timeout=180, binds=(), gui=False):
+        """Run Python `code` in GIMP's python-fu-eval batch interpreter: gimp-console, or with
+        `gui` the full GIMP under Xvfb, pressing OK in each Neural Style dialog that opens.
+        `binds`: host folders to make visible at the same paths inside the GIMP root."""
         env = ["/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin",
-               f"HOME={self.path_in_gimp(self.inside / 'home')}",
-               f"GIMP3_DIRECTORY={self.path_in_gimp(self.config)}"]
-        gimp = [*env, GIMP, "--no-interface", "--batch-interpreter=python-fu-eval", "-b", "-",
-                "--quit"]
+               f"HOME={self.path_in_gimp(self.home)}"]
+        gimp = [GIMP, "--no-interface"]
+        if gui:
+            self.plugins.parent.mkdir(parents=True, exist_ok=True)
+            (self.plugins.parent / "gimprc").write_text("(show-welcome-dialog no)\n(check-updates no)\n")
+            gimp = ["sh", "-c", GUI_RUNNER, "sh", "gimp-3.0", "--no-splash"]
+        gimp = [*env, *gimp, "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
         if self.root != Path("/"):
             mounts = "".join(f"mkdir -p {self.root}{b} && mount --bind {b} {self.root}{b} && "
                              for b in binds)
             mounts += (f"mount -t proc proc {self.root}/proc && "
                        f"mount --bind /dev {self.root}/dev && exec chroot {self.root} \"$@\"")
             gimp = ["unshare", "--mount", "sh", "-c", mounts, "sh", *gimp]
-        return subprocess.run(gimp, input=code, capture_output=True, text=True, timeout=timeout)
+        self.gimp = subprocess.Popen(gimp, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = self.gimp.communicate(code, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for process in [*self.started(), psutil.Process(self.gimp.pid)]:
+                process.kill()
+            raise
+        return subprocess.CompletedProcess(gimp, self.gimp.returncode, out, err)
+
+    def started(self):
+        """The processes under the GIMP this session started (its plug-ins among them)."""
+        try:
+            return psutil.Process(self.gimp.pid).children(recursive=True) if self.gimp else []
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill_plugin(self, name):
+        """SIGKILL the plug-in `name` running under this session's GIMP, as GIMP's progress Cancel
+        does; returns the pids killed. Nothing outside the session's own process tree is touched."""
+        script = self.path_in_gimp(self.plugins / name / f"{name}.py")
+        found = [p for p in self.started() if script in _cmdline(p)]
+        for process in found:
+            process.kill()
+        return [process.pid for process in found]
 
     def close(self):
         shutil.rmtree(self.inside, ignore_errors=True)
 
 
-# The batch program: open an image, optionally select, run the filter non-interactively, and
+def _cmdline(process):
+    try:
+        return process.cmdline()
+    except psutil.NoSuchProcess:
+        return []
+
+
+# Runs "$@" (GIMP) under its own Xvfb and clicks OK (bottom right) in every window titled
+# "Neural Style" while GIMP runs. No window manager: dialogs open at 0,0 without decorations.
+GUI_RUNNER = r'''
+display=:$((100 + $$ % 400))
+Xvfb $display -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+xvfb=$!
+trap 'kill $xvfb' EXIT
+export DISPLAY=$display DBUS_SESSION_BUS_ADDRESS=disabled:
+exec 3<&0
+"$@" <&3 &
+gimp=$!
+while kill -0 $gimp 2>/dev/null; do
+    for window in $(xdotool search --onlyvisible --name '^Neural Style$' 2>/dev/null); do
+        eval "$(xdotool getwindowgeometry --shell $window)"
+        xdotool mousemove $((X + WIDTH - 54)) $((Y + HEIGHT - 42)) click 1
+    done
+    sleep 0.5
+done
+wait $gimp
+'''
+
+# The batch program: open an image, optionally select, run the filter (non-interactively unless
+# job["mode"] says otherwise; then once more per mode in job["then"], with no arguments), and
 # write a report (status, message, timing, layers, masks) plus the result layer as PNG.
 BATCH = r'''
 import json, time
@@ -85,19 +145,25 @@ if job.get("select"):
     x, y, w, h = job["select"]
     image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
 proc = Gimp.get_pdb().lookup_procedure("python-fu-neural-style")
-report = {"registered": proc is not None}
-if proc is not None:
+
+
+def run(mode, args):
     cfg = proc.create_config()
-    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("run-mode", getattr(Gimp.RunMode, mode))
     cfg.set_property("image", image)
     cfg.set_core_object_array("drawables", [layer])
-    for name, value in job["args"].items():
+    for name, value in args.items():
         cfg.set_property(name, Gio.File.new_for_path(value) if name == "style-file" else value)
     start = time.monotonic()
     result = proc.run(cfg)
-    report["seconds"] = time.monotonic() - start
-    report["status"] = result.index(0).value_nick
-    report["message"] = Gimp.get_pdb().get_last_error()
+    return {"seconds": time.monotonic() - start, "status": result.index(0).value_nick,
+            "message": Gimp.get_pdb().get_last_error()}
+
+
+report = {"registered": proc is not None}
+if proc is not None:
+    report.update(run(job.get("mode", "NONINTERACTIVE"), job["args"]))
+    report["then"] = [run(mode, {}) for mode in job.get("then", [])]
 layers = image.get_layers()
 report["layers"] = [{"name": l.get_name(), "size": [l.get_width(), l.get_height()],
                      "offsets": list(l.get_offsets()[1:]), "mask": l.get_mask() is not None,
@@ -115,7 +181,8 @@ json.dump(report, open(f"{OUT}/report.json", "w"))
 
 
 def run_filter(session, image_path, args, binds=(), **job):
-    """Open `image_path` in GIMP, run the filter with `args`; return (report, layer PNG paths)."""
+    """Open `image_path` in GIMP, run the filter with `args`; return (report, layer PNG paths).
+    An INTERACTIVE `mode` runs the full GIMP under Xvfb, where the dialog's OK gets clicked."""
     work = Path(tempfile.mkdtemp(dir=session.inside))
     shutil.copy(image_path, work / "in.png")
     out = work / "out"
@@ -127,7 +194,7 @@ def run_filter(session, image_path, args, binds=(), **job):
     spec = dict(job, image=session.path_in_gimp(work / "in.png"), args=args)
     (work / "job.json").write_text(json.dumps(spec))
     code = f"JOB = {session.path_in_gimp(work / 'job.json')!r}\nOUT = {session.path_in_gimp(out)!r}\n" + BATCH
-    done = session.run_batch(code, binds=binds)
+    done = session.run_batch(code, binds=binds, gui=job.get("mode") == "INTERACTIVE")
     report_file = out / "report.json"
     if not report_file.exists():
         raise AssertionError(f"GIMP batch failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
