@@ -32,6 +32,7 @@ from nst_server.user_dirs import data_dir  # noqa: E402
 
 PLUGIN_SOURCE = REPO / "gimp_plugin" / "neural_style"
 PLUGIN_NAME = "neural_style"
+CONFIG, VENDOR = "config.json", "vendor"  # in the plug-in folder, beside the .py files
 IS_WINDOWS = sys.platform == "win32"
 
 
@@ -127,11 +128,9 @@ class Installer:
         dirs = [Path(self.args.gimp_dir).expanduser()] if self.args.gimp_dir else find_plugin_dirs()
         print("GIMP 3 plug-in folder(s): " + ", ".join(map(str, dirs)))
         version, has_zmq = (self.args.gimp_python, False) if self.args.gimp_python else gimp_python()
-        for plugins in dirs:
-            self.install_plugin(plugins, version, has_zmq)
+        written = {str(d / PLUGIN_NAME): self.install_plugin(d, version, has_zmq) for d in dirs}
         if not self.args.dry_run:
-            record(venv=str(self.venv), created_venv=self.created_venv,
-                   plugins=[str(d / PLUGIN_NAME) for d in dirs])
+            record(venv=str(self.venv), created_venv=self.created_venv, plugins=written)
         if not self.args.no_demo:
             self.run_demo()
         print("Done. Open GIMP 3: Filters > Artistic > Neural Style...")
@@ -150,29 +149,57 @@ class Installer:
         print(f"server: {nst_server}")
 
     def install_plugin(self, plugins, version, has_zmq):
+        """Copy the plug-in's files into `plugins`/neural_style, replacing only what an earlier run
+        put there (files the user added stay), and merge config.json. Returns what it wrote."""
         target = plugins / PLUGIN_NAME
+        shipped = sorted(p.name for p in PLUGIN_SOURCE.glob("*.py") if p.name != "__init__.py")
         if self.step(f"copy the plug-in to {target}"):
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(PLUGIN_SOURCE, target,
-                            ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+            target.mkdir(parents=True, exist_ok=True)
+            for name in set(installed_files(target)) - set(shipped) - {CONFIG, VENDOR}:
+                (target / name).unlink(missing_ok=True)  # ours, from an older version
+            for name in shipped:
+                shutil.copyfile(PLUGIN_SOURCE / name, target / name)
             os.chmod(target / "neural_style.py", 0o755)
-            config = {"endpoint": self.args.endpoint or DEFAULT_ENDPOINT,
-                      "server_command": [str(venv_bin(self.venv, "nst-server"))]}
-            (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            self.write_config(target / CONFIG)
+        written = [*shipped, CONFIG]
         if has_zmq:
             print(f"pyzmq: GIMP's Python {version} already has it")
         elif version is None:
             print("pyzmq: could not tell which Python GIMP uses; pass --gimp-python X.Y "
                   "(GIMP > Filters > Development > Python-Fu console shows it)")
-        elif self.step(f"vendor pyzmq for Python {version} into {target / 'vendor'}"):
-            vendor_pyzmq(self.venv, target / "vendor", version)
+        elif self.step(f"vendor pyzmq for Python {version} into {target / VENDOR}"):
+            vendor_pyzmq(self.venv, target / VENDOR, version)
+            written.append(VENDOR)
+        return written
+
+    def write_config(self, path):
+        """config.json: the server command is the installer's to set; the endpoint is the user's
+        once chosen (kept unless --endpoint names another); other keys are left alone."""
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError):
+            config = {}
+        old = config.get("endpoint")
+        endpoint = self.args.endpoint or old or DEFAULT_ENDPOINT
+        command = [str(venv_bin(self.venv, "nst-server"))]
+        path.write_text(json.dumps(dict(config, endpoint=endpoint, server_command=command),
+                                   indent=2) + "\n")
+        note = "set" if old is None else "kept" if old == endpoint else f"changed from {old}"
+        print(f"{path}: endpoint {endpoint} ({note}), server {command[0]}")
 
     def run_demo(self):
         out = Path.cwd() / "neural-style-demo.png"
         if self.step(f"run an offline demo stylization into {out}"):
             subprocess.run([str(venv_bin(self.venv, "nst-stylize")), "--demo", "-o", str(out)],
                            check=True)
+
+
+def installed_files(target):
+    """What an earlier run of this installer wrote into the plug-in folder `target`."""
+    try:
+        return json.loads(MANIFEST.read_text())["plugins"].get(str(target), [])
+    except (OSError, ValueError, KeyError, AttributeError):
+        return []
 
 
 def vendor_pyzmq(venv, target, version):
@@ -285,16 +312,28 @@ def uninstall(args):
         print("nothing to uninstall: no record of an installation")
         return 0
     installed = json.loads(MANIFEST.read_text())
-    paths = list(installed["plugins"]) + ([installed["venv"]] if installed["created_venv"] else [])
-    for path in paths:
-        if not Path(path).exists():
-            continue
-        print(f"{'would: ' if args.dry_run else ''}remove {path}")
-        if not args.dry_run:
-            shutil.rmtree(path)
+    for folder, names in installed["plugins"].items():
+        remove([Path(folder) / name for name in names], args.dry_run)
+        left = sorted(p.name for p in Path(folder).iterdir() if p.name not in names) \
+            if Path(folder).is_dir() else []
+        if left:
+            print(f"kept {folder}: it holds files install.py did not put there ({', '.join(left)})")
+        elif Path(folder).exists():
+            remove([Path(folder)], args.dry_run)
+    if installed["created_venv"]:
+        remove([Path(installed["venv"])], args.dry_run)
     if not args.dry_run:
         MANIFEST.unlink()
     return 0
+
+
+def remove(paths, dry_run):
+    for path in paths:
+        if not path.exists():
+            continue
+        print(f"{'would: ' if dry_run else ''}remove {path}")
+        if not dry_run:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def main(argv=None):

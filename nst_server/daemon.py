@@ -1,5 +1,6 @@
 """Running nst-server as a child process: spawning it, waiting until it answers, and the
 background server's pid and log files (start/stop/status)."""
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ class StartError(RuntimeError):
 
 
 def pid_file() -> Path:
+    """{"pid", "endpoint"} of the background server; trusted only once that server confirms it."""
     return state_dir() / "nst-server.pid"
 
 
@@ -27,13 +29,19 @@ def log_file() -> Path:
     return state_dir() / "nst-server.log"
 
 
-def answers(endpoint: str, timeout: float = 1.0) -> bool:
-    """Whether an nst-server answers a ping at `endpoint` within `timeout` s."""
+def output_file() -> Path:
+    """What the background server printed (start-up errors, crashes); new at every start."""
+    return state_dir() / "nst-server.out"
+
+
+def answers(endpoint: str, timeout: float = 1.0, pid: int | None = None) -> bool:
+    """Whether an nst-server answers at `endpoint` within `timeout` s (and, given `pid`, is that
+    process)."""
     try:
-        Client(endpoint, timeout=timeout).ping()
-        return True
+        info = Client(endpoint, timeout=timeout).info()
     except NSTError:
         return False
+    return pid is None or info.get("pid") == pid
 
 
 def spawn(run_args: list[str], output: IO | int, detach: bool = False) -> subprocess.Popen:
@@ -52,61 +60,78 @@ def _detached() -> dict:
 
 def wait_until_answering(process: subprocess.Popen, endpoint: str,
                          timeout: float = START_TIMEOUT) -> None:
-    """Return once the server `process` answers at `endpoint`; StartError if it exits first or
-    stays silent for `timeout` s (then it is left running: the caller decides)."""
+    """Return once the server `process` itself answers at `endpoint`; StartError if it exits
+    first or stays silent for `timeout` s (then it is left running: the caller decides)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise StartError(f"nst-server exited at start (status {process.returncode})")
-        if answers(endpoint, timeout=0.5):
+        if answers(endpoint, timeout=0.5, pid=process.pid):
             return
         time.sleep(0.2)
     raise StartError(f"nst-server did not answer within {timeout:g} s")
 
 
-def running_pid() -> int | None:
-    """The pid of the background server if its pid file names a live process, else None."""
+def running_server() -> tuple[int, str] | None:
+    """(pid, endpoint) of the background server, if the pid file names a server that answers at
+    its endpoint with that pid; a pid file naming anything else is stale and means None."""
     try:
-        pid = int(pid_file().read_text().split()[0])
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError, IndexError):
+        recorded = json.loads(pid_file().read_text())
+        pid, endpoint = int(recorded["pid"]), str(recorded["endpoint"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+    return (pid, endpoint) if answers(endpoint, pid=pid) else None
 
 
 def start(run_args: list[str], endpoint: str) -> tuple[int, bool]:
     """Start `nst-server run RUN_ARGS` in the background and wait until it answers at `endpoint`.
-    Returns (pid, whether it was started now)."""
-    pid = running_pid()
-    if pid is not None:
+    Returns (pid, whether it was started now). One background server per user: StartError if it
+    runs on another endpoint, or if the new one does not come up (with its reason)."""
+    current = running_server()
+    if current is not None:
+        pid, where = current
+        if where != endpoint:
+            raise StartError(f"nst-server is already running on {where} (pid {pid}); stop it "
+                             "first with 'nst-server stop'")
         return pid, False
     state_dir().mkdir(parents=True, exist_ok=True)
-    with open(log_file(), "ab") as log:
-        process = spawn(run_args, log, detach=True)
-    pid_file().write_text(f"{process.pid}\n")
+    with open(output_file(), "wb") as output:
+        process = spawn(run_args, output, detach=True)
+    pid_file().write_text(json.dumps({"pid": process.pid, "endpoint": endpoint}) + "\n")
     try:
         wait_until_answering(process, endpoint)
     except StartError as exc:
         if process.poll() is None:
-            stop()
+            process.kill()
         pid_file().unlink(missing_ok=True)
-        raise StartError(f"{exc}; see {log_file()}") from None
+        raise StartError(_reason(output_file()) or f"{exc}; see {log_file()}") from None
     return process.pid, True
 
 
-def stop(timeout: float = 15) -> int | None:
-    """Stop the background server; return its pid, or None if none was running."""
-    pid = running_pid()
-    if pid is None:
-        pid_file().unlink(missing_ok=True)
+def _reason(output: Path) -> str | None:
+    """The error line the failed server printed, without its program-name prefix."""
+    try:
+        lines = output.read_text(errors="replace").splitlines()
+    except OSError:
         return None
+    errors = [line.split("error: ", 1)[1] for line in lines if "error: " in line]
+    return errors[-1] if errors else None
+
+
+def stop(timeout: float = 15) -> int | None:
+    """Stop the background server; return its pid, or None if none was running (a stale pid file
+    is removed, and nothing is signalled)."""
+    current = running_server()
+    pid_file().unlink(missing_ok=True)
+    if current is None:
+        return None
+    pid = current[0]
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.1)
     if _alive(pid):
         os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-    pid_file().unlink(missing_ok=True)
     return pid
 
 

@@ -1,5 +1,5 @@
 """Jobs and the FIFO queue between the socket loop and the one worker that owns the device."""
-import itertools
+import secrets
 import threading
 import time
 from collections import deque
@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 @dataclass(eq=False)  # jobs are compared by identity, never by their (large) pixels
 class Job:
-    id: str
     client: bytes              # ZeroMQ routing identity of the submitting socket
     width: int
     height: int
@@ -17,9 +16,18 @@ class Job:
     style_bytes: bytes
     settings: dict
     preview_every: int
+    # Unguessable: `id` names the job in the stream and the log; `token`, given only to the
+    # submitter, lets another connection of theirs cancel it.
+    id: str = field(default_factory=lambda: f"job-{secrets.token_hex(8)}")
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     last_heard: float = field(default_factory=time.monotonic)
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""      # "cancelled" or "abandoned", once stop is set
+
+    def owned_by(self, client: bytes, token: object) -> bool:
+        """The submitting connection, or anyone who shows the job's token."""
+        return client == self.client or (isinstance(token, str) and
+                                         secrets.compare_digest(token.encode(), self.token.encode()))
 
     def request_stop(self, reason):
         if not self.stop.is_set():
@@ -30,17 +38,11 @@ class Job:
 class JobQueue:
     """Waiting jobs in order; the worker blocks in take(); the loop may remove waiting jobs."""
 
-    _ids = itertools.count(1)
-
     def __init__(self, limit):
         self.limit = limit
         self._waiting: deque[Job] = deque()
         self._ready = threading.Condition()
         self.running = None
-
-    @classmethod
-    def new_id(cls):
-        return f"job-{next(cls._ids)}"
 
     def put(self, job):
         """Queue `job`; return its position (0 = next), or None when the queue is full."""
@@ -73,6 +75,11 @@ class JobQueue:
     def waiting(self):
         with self._ready:
             return list(self._waiting)
+
+    def count_for(self, client):
+        """Jobs of this connection, waiting or running."""
+        with self._ready:
+            return sum(j.client == client for j in [self.running, *self._waiting] if j is not None)
 
     def find(self, job_id):
         with self._ready:

@@ -21,7 +21,7 @@ def stylize_remote(endpoint, content, style, settings, bar=None):
             bar.update(event.iteration or 0, event.total or 1)
 
     try:
-        pixels = Client(endpoint, timeout=10.0).stylize(
+        pixels = Client(endpoint).stylize(
             rgb.tobytes(), rgb.width, rgb.height, len(rgb.getbands()), style_file.getvalue(),
             settings, on_event=on_event)
     finally:

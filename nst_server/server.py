@@ -1,11 +1,17 @@
 """The ZeroMQ server (docs/protocol.md): a socket loop that always answers, and one worker thread
 that owns the device and runs jobs one at a time from a FIFO queue.
 
-The worker never touches the socket (ZeroMQ sockets are not thread-safe): it posts its messages
-to a queue and wakes the loop through an inproc pair.
+Clients reach the ROUTER through the gate (gate.py), which bounds whole messages and connections;
+the ROUTER itself listens only on a private internal endpoint. The worker never touches the socket
+(ZeroMQ sockets are not thread-safe): it posts its messages to a queue and wakes the loop through
+an inproc pair.
 """
 import logging
+import os
 import queue
+import shutil
+import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -19,12 +25,17 @@ from neural_style import nst_settings
 from neural_style.nst_protocol import ProtocolError, field
 
 from . import __version__
+from .endpoints import parse_tcp
 from .errors import InputError, Stopped
-from .images import MIN_SIDE, decode_image
+from .gate import Gate
+from .images import MIN_SIDE, decode_image, fit_size
 from .jobs import Job, JobQueue
+from .presets import resolve
+from .throttle import RequestBudget, ThrottledLog
 
 log = logging.getLogger("nst-server")
 POLL_MS = 200  # the loop's longest sleep: abandoned jobs are noticed within this much of the deadline
+BATCH = 32     # requests read before the outbox is flushed again: a flood never starves results
 
 
 @dataclass(frozen=True)
@@ -45,28 +56,57 @@ class Limits:
     max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES
     max_queue: int = protocol.DEFAULT_MAX_QUEUE
     job_timeout: float = protocol.JOB_TIMEOUT
+    max_jobs_per_client: int = protocol.DEFAULT_MAX_JOBS_PER_CLIENT
+    max_cost: int = protocol.DEFAULT_MAX_COST
+    max_clients: int = protocol.DEFAULT_MAX_CLIENTS
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__, max_frames=protocol.MAX_FRAMES,
+                    requests_per_second=protocol.REQUESTS_PER_SECOND)
 
 
 class Server:
     def __init__(self, stylizer, endpoint=protocol.DEFAULT_ENDPOINT, limits=Limits()):
+        """Listen on `endpoint` (tcp://HOST:PORT; the caller decides whether HOST may be other
+        than loopback). OSError if that address cannot be had (e.g. in use)."""
         self.stylizer, self.endpoint, self.limits = stylizer, endpoint, limits
         self.jobs = JobQueue(limits.max_queue)
         self._outbox: queue.Queue[Outgoing | QueueMoved] = queue.Queue()  # from the worker
         self._stopping = threading.Event()
+        self._budget = RequestBudget(protocol.REQUESTS_PER_SECOND)
+        self._bad_input = ThrottledLog(log)
         self._context = zmq.Context()
         self._router = self._context.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.MAXMSGSIZE, limits.max_message_bytes)
-        self._router.bind(endpoint)
+        self._private, inner = self._bind_inner()
         self._wake = self._context.socket(zmq.PAIR)
         self._wake.bind(f"inproc://wake-{id(self)}")
+        try:
+            self._gate = Gate(parse_tcp(endpoint), inner, limits.max_message_bytes,
+                              protocol.MAX_FRAMES, limits.max_clients)
+        except (OSError, ValueError):
+            self._close_sockets()
+            raise
         self._worker = threading.Thread(target=self._work, name="nst-worker", daemon=True)
+
+    def _bind_inner(self):
+        """Bind the ROUTER where only the gate (this user) reaches it: a Unix socket in a private
+        folder; on Windows, a random loopback port. Returns (folder or None, gate's target)."""
+        if sys.platform == "win32":
+            port = self._router.bind_to_random_port("tcp://127.0.0.1")
+            return None, ("127.0.0.1", port)
+        private = tempfile.mkdtemp(prefix="nst-server-")  # mode 0700
+        path = os.path.join(private, "router")
+        self._router.bind(f"ipc://{path}")
+        return private, path
 
     # -- the socket loop ------------------------------------------------------------------------
 
     def serve_forever(self):
         """Serve until stop() is called (e.g. from a signal handler)."""
         log.info("serving on %s (device %s)", self.endpoint, self.stylizer.device)
+        self._gate.start()
         self._worker.start()
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
@@ -88,18 +128,23 @@ class Server:
         self._stopping.set()
 
     def _drain_requests(self):
-        while True:
+        """Read at most BATCH requests; the loop flushes the outbox before reading more."""
+        for _ in range(BATCH):
             try:
                 parts = self._router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             client, message = parts[0], parts[1:]
             try:
+                if not self._budget.allow(client):
+                    raise ProtocolError(protocol.RATE_LIMITED, "too many requests from this "
+                                        f"connection (limit {protocol.REQUESTS_PER_SECOND}/s)")
                 self._handle(client, message)
             except ProtocolError as exc:
+                self._bad_input.warning(f"refused a request: {exc.code}: {exc.message}")
                 self._send(client, "error", code=exc.code, message=exc.message)
             except Exception as exc:  # a bug must cost one reply, never the server
-                log.error("request failed:\n%s", traceback.format_exc())
+                self._bad_input.warning(f"request failed:\n{traceback.format_exc()}")
                 self._send(client, "error", code=protocol.INTERNAL, message=repr(exc)[:300])
 
     def _handle(self, client, message):
@@ -121,8 +166,8 @@ class Server:
             self._submit(client, header, frames)
         else:
             job = self.jobs.find(field(header, "job", str))
-            if job is None or (kind == "heartbeat" and job.client != client):
-                raise ProtocolError(protocol.UNKNOWN_JOB, f"no job {header['job'][:80]!r}")
+            if job is None or not job.owned_by(client, header.get("token")):
+                raise ProtocolError(protocol.UNKNOWN_JOB, f"no job {header['job'][:80]!r} of yours")
             if kind == "heartbeat":
                 job.last_heard = time.monotonic()
                 state = "running" if job is self.jobs.running else "queued"
@@ -150,15 +195,29 @@ class Server:
             raise ProtocolError(protocol.BAD_SETTINGS, str(exc)[:300]) from None
         preview_every = field(dict(header, preview_every=header.get("preview_every", 0)),
                               "preview_every", int, 0, 100000)
-        job = Job(JobQueue.new_id(), client, width, height, channels, pixels, style_bytes,
-                  settings, preview_every)
+        self._check_cost(width, height, settings)
+        if self.jobs.count_for(client) >= self.limits.max_jobs_per_client:
+            raise ProtocolError(protocol.BUSY, f"this connection already has "
+                                f"{self.limits.max_jobs_per_client} jobs waiting or running")
+        job = Job(client, width, height, channels, pixels, style_bytes, settings, preview_every)
         position = self.jobs.put(job)
         if position is None:
             raise ProtocolError(protocol.BUSY, f"{self.limits.max_queue} jobs are already waiting; "
                                                "try again later")
         log.info("%s queued at %d: %dx%dx%d, %s", job.id, position, width, height, channels,
                  settings["preset"])
-        self._send(client, "accepted", job=job.id, position=position)
+        self._send(client, "accepted", job=job.id, token=job.token, position=position)
+
+    def _check_cost(self, width, height, settings):
+        """Refuse a job whose working-size pixels x iterations exceed the ceiling."""
+        run = resolve(settings, self.stylizer.profile.working_size)
+        work_w, work_h = fit_size(width, height, run.size)
+        cost = work_w * work_h * run.iterations
+        if cost > self.limits.max_cost:
+            raise ProtocolError(protocol.TOO_COSTLY, f"this job would take {work_w}x{work_h} px x "
+                                f"{run.iterations} iterations = {cost:.3g} pixel-iterations, over "
+                                f"the server's limit of {self.limits.max_cost:.3g}: use a smaller "
+                                "working size or fewer iterations")
 
     def _cancel(self, job, reason):
         """Stop a job: a waiting one leaves the queue now, a running one within one iteration."""
@@ -201,21 +260,24 @@ class Server:
             dtype=str(self.stylizer.profile.dtype).replace("torch.", ""),
             weights=self.stylizer.weights, working_size=self.stylizer.profile.working_size,
             presets=list(nst_settings.PRESETS), default_preset=nst_settings.DEFAULT_PRESET,
-            queue_length=len(self.jobs.waiting()),
-            running=self.jobs.running.id if self.jobs.running else None,
-            style_cache=self.stylizer.style_cache_info(),
-            limits=dict(max_pixels=self.limits.max_pixels, max_queue=self.limits.max_queue,
-                        max_message_bytes=self.limits.max_message_bytes,
-                        job_timeout=self.limits.job_timeout))
+            pid=os.getpid(), queue_length=len(self.jobs.waiting()),
+            busy=self.jobs.running is not None, clients=self._gate.connections,
+            style_cache=self.stylizer.style_cache_info(), limits=self.limits.as_dict())
 
     def _shutdown(self):
+        self._gate.stop()
         if self.jobs.running is not None:
             self.jobs.running.request_stop("cancelled")
         self._worker.join(timeout=10)
+        self._close_sockets()
+        log.info("stopped")
+
+    def _close_sockets(self):
         self._router.close()
         self._wake.close()
         self._context.term()
-        log.info("stopped")
+        if self._private:
+            shutil.rmtree(self._private, ignore_errors=True)
 
     # -- the worker -----------------------------------------------------------------------------
 

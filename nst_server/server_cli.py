@@ -1,19 +1,42 @@
 """`nst-server run | start | stop | status`: the stylization server, in the foreground or the
-background (pid and log files in the user's state folder, see daemon.py)."""
+background (pid, log and output files in the user's state folder, see daemon.py)."""
 import argparse
 import logging
+import logging.handlers
 import signal
 import sys
-
-import zmq
+from typing import Any
 
 from neural_style import nst_protocol as protocol
 from neural_style.nst_client import Client, NSTError, default_endpoint
 
 from . import daemon
+from .endpoints import is_loopback, parse_tcp
+
+LOG_BYTES = 5 * 2**20  # the log rotates at this size, keeping two old files
+REMOTE_WARNING = ("nst-server: WARNING: listening on {endpoint}, which is not loopback: any host "
+                  "that can reach this port can submit jobs and read their results; there is no "
+                  "authentication. To use a GPU on another machine, keep its server on loopback "
+                  "and tunnel: ssh -L 5555:127.0.0.1:5555 gpu-host")
+
+# (option, type, default, help) of what `run` and `start` accept and `start` passes on to `run`.
+SERVE_OPTIONS: list[tuple[str, Any, Any, str]] = [
+    ("--device", str, None, "cpu, cuda, cuda:N or mps (default: best available)"),
+    ("--weights", str, "original", "VGG19 weights: original (bundled), torchvision, or a file"),
+    ("--max-pixels", int, protocol.DEFAULT_MAX_PIXELS, "largest image (width x height) accepted"),
+    ("--max-message-bytes", int, protocol.DEFAULT_MAX_MESSAGE_BYTES,
+     "largest message accepted, all its frames together"),
+    ("--max-queue", int, protocol.DEFAULT_MAX_QUEUE, "jobs that may wait at once"),
+    ("--max-jobs-per-client", int, protocol.DEFAULT_MAX_JOBS_PER_CLIENT,
+     "jobs one connection may have waiting or running"),
+    ("--max-cost", int, protocol.DEFAULT_MAX_COST,
+     "largest job: working-size pixels x iterations"),
+    ("--max-clients", int, protocol.DEFAULT_MAX_CLIENTS, "connections at once"),
+    ("--job-timeout", float, protocol.JOB_TIMEOUT, "seconds without a heartbeat before a job is dropped"),
+]
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nst-server", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve in the foreground, logging to the terminal")
@@ -22,58 +45,86 @@ def build_parser():
     status = commands.add_parser("status", help="say whether a server answers (exit 0) or not (3)")
     for command in (run, start, stop, status):
         command.add_argument("--endpoint", default=default_endpoint(),
-                             help=f"ZeroMQ endpoint (default: ${protocol.ENDPOINT_ENV} or "
-                                  f"{protocol.DEFAULT_ENDPOINT}; loopback only unless you say so)")
+                             help=f"tcp://HOST:PORT (default: ${protocol.ENDPOINT_ENV} or "
+                                  f"{protocol.DEFAULT_ENDPOINT})")
     for command in (run, start):
-        command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
-        command.add_argument("--weights", default="original",
-                             help="VGG19 weights: original (bundled), torchvision, or a file")
-        command.add_argument("--max-pixels", type=int, default=protocol.DEFAULT_MAX_PIXELS,
-                             help="largest image (width x height) accepted")
-        command.add_argument("--max-message-bytes", type=int,
-                             default=protocol.DEFAULT_MAX_MESSAGE_BYTES,
-                             help="largest message frame accepted (ZMQ_MAXMSGSIZE)")
-        command.add_argument("--max-queue", type=int, default=protocol.DEFAULT_MAX_QUEUE,
-                             help="jobs that may wait at once")
-        command.add_argument("--job-timeout", type=float, default=protocol.JOB_TIMEOUT,
-                             help="seconds without a heartbeat before a job is dropped")
+        for option, kind, default, text in SERVE_OPTIONS:
+            command.add_argument(option, type=kind, default=default, help=text)
+        command.add_argument("--allow-remote", action="store_true", help="listen on an address "
+                             "other hosts can reach (unauthenticated: prefer an SSH tunnel)")
+    run.add_argument("--log-file", help="log here, rotated at 5 MiB (default: the terminal)")
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return {"run": run, "start": start, "stop": stop, "status": status}[args.command](args)
 
 
-def run(args):
+def check_endpoint(args: argparse.Namespace) -> str | None:
+    """The reason the endpoint may not be served, or None; warns when remote access is allowed."""
+    try:
+        host, _ = parse_tcp(args.endpoint)
+    except ValueError as exc:
+        return str(exc)
+    if not is_loopback(host):
+        if not args.allow_remote:
+            return (f"{args.endpoint} is not a loopback address: other hosts could reach it. "
+                    "Use tcp://127.0.0.1:PORT, or pass --allow-remote if you mean it")
+        print(REMOTE_WARNING.format(endpoint=args.endpoint), file=sys.stderr)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
     from .engine import Stylizer
     from .errors import InputError
     from .server import Limits, Server
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    problem = check_endpoint(args)
+    if problem:
+        print(f"nst-server: error: {problem}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_file)
     try:
         stylizer = Stylizer(weights=args.weights, device=args.device)
-        server = Server(stylizer, args.endpoint, Limits(args.max_pixels, args.max_message_bytes,
-                                                        args.max_queue, args.job_timeout))
+        server = Server(stylizer, args.endpoint, Limits(
+            max_pixels=args.max_pixels, max_message_bytes=args.max_message_bytes,
+            max_queue=args.max_queue, job_timeout=args.job_timeout,
+            max_jobs_per_client=args.max_jobs_per_client, max_cost=args.max_cost,
+            max_clients=args.max_clients))
     except InputError as exc:
         print(f"nst-server: error: {exc}", file=sys.stderr)
         return 2
-    except zmq.ZMQError as exc:
-        print(f"nst-server: error: cannot listen on {args.endpoint}: {exc} "
-              "(is another nst-server running there?)", file=sys.stderr)
+    except OSError as exc:
+        print(f"nst-server: error: cannot listen on {args.endpoint}: "
+              f"{(exc.strerror or str(exc)).lower()} (is another nst-server running there?)",
+              file=sys.stderr)
         return 1
+    if args.allow_remote:
+        logging.getLogger("nst-server").warning(REMOTE_WARNING.format(endpoint=args.endpoint))
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     server.serve_forever()
     return 0
 
 
-def start(args):
-    run_args = ["--endpoint", args.endpoint, "--weights", args.weights,
-                "--max-pixels", str(args.max_pixels), "--max-message-bytes",
-                str(args.max_message_bytes), "--max-queue", str(args.max_queue),
-                "--job-timeout", str(args.job_timeout)]
-    if args.device:
-        run_args += ["--device", args.device]
+def setup_logging(log_file: str | None) -> None:
+    handler: logging.Handler = logging.StreamHandler()
+    if log_file:
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_BYTES, backupCount=2)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+def start(args: argparse.Namespace) -> int:
+    problem = check_endpoint(args)
+    if problem:
+        print(f"nst-server: error: {problem}", file=sys.stderr)
+        return 2
+    run_args = ["--endpoint", args.endpoint, "--log-file", str(daemon.log_file())]
+    for option, _, _, _ in SERVE_OPTIONS:
+        value = getattr(args, option[2:].replace("-", "_"))
+        run_args += [option, str(value)] if value is not None else []
+    run_args += ["--allow-remote"] if args.allow_remote else []
     try:
         pid, new = daemon.start(run_args, args.endpoint)
     except daemon.StartError as exc:
@@ -84,23 +135,21 @@ def start(args):
     return 0
 
 
-def stop(args):
+def stop(args: argparse.Namespace) -> int:
     pid = daemon.stop()
     print(f"nst-server stopped (pid {pid})" if pid else "nst-server is not running")
     return 0
 
 
-def status(args):
+def status(args: argparse.Namespace) -> int:
     try:
-        info = Client(args.endpoint, timeout=2.0).info()
+        info = Client(args.endpoint).info()
     except NSTError:
-        pid = daemon.running_pid()
-        print(f"nst-server is not answering on {args.endpoint}"
-              + (f" (pid {pid} exists; see {daemon.log_file()})" if pid else ""))
+        print(f"nst-server is not answering on {args.endpoint}")
         return 3
-    running = f", running {info['running']}" if info["running"] else ""
-    print(f"nst-server {info['version']} is running on {args.endpoint}: device {info['device']} "
-          f"({info['dtype']}), weights {info['weights']}, {info['queue_length']} waiting{running}")
+    print(f"nst-server {info['version']} is running on {args.endpoint} (pid {info['pid']}): "
+          f"device {info['device']} ({info['dtype']}), weights {info['weights']}, "
+          f"{'busy' if info['busy'] else 'idle'}, {info['queue_length']} waiting")
     return 0
 
 

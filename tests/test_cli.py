@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from PIL import Image
@@ -76,8 +77,13 @@ def test_server_option_runs_the_job_on_a_server(images, server):
     assert "3/3" in done.stderr
 
 
-def test_server_option_with_no_server_says_how_to_start_one(images):
+def test_server_option_with_no_server_says_how_to_start_one_within_the_reply_timeout(images):
+    """The one reply timeout (5 s) bounds the wait for an absent server (the rest: imports)."""
     from conftest import free_endpoint
+    from neural_style import nst_protocol as protocol
+    start = time.monotonic()
     done = run(str(images / "photo.png"), str(images / "painting.jpg"), "-o",
                str(images / "never.png"), "--server", free_endpoint(), *QUICK)
+    took = time.monotonic() - start
     assert done.returncode == 1 and "nst-server start" in done.stderr
+    assert took < protocol.REPLY_TIMEOUT + 3, f"{took:.1f} s"

@@ -76,6 +76,39 @@ def test_install_is_idempotent_and_uninstall_removes_exactly_it(tmp_path, plugin
     assert "nothing to uninstall" in out
 
 
+def test_the_users_files_and_settings_survive_reinstall_and_uninstall(tmp_path, plugins):
+    """A file the user put in the plug-in folder is neither deleted by a re-install nor by
+    --uninstall; an endpoint the user set in config.json is kept (and said so) unless --endpoint
+    names another; an old file of ours that a newer version no longer ships is removed."""
+    assert install_py(tmp_path, *common(plugins))[0] == 0
+    plugin = plugins / "neural_style"
+    notes = plugin / "my-notes.txt"
+    notes.write_text("mine")
+    config = json.loads((plugin / "config.json").read_text())
+    (plugin / "config.json").write_text(json.dumps(dict(config, endpoint="tcp://127.0.0.1:6000",
+                                                        theme="dark")))
+    manifest = tmp_path / "data" / "neural-style-gimp" / "installed.json"
+    recorded = json.loads(manifest.read_text())
+    recorded["plugins"][str(plugin)].append("nst_retired.py")
+    manifest.write_text(json.dumps(recorded))
+    (plugin / "nst_retired.py").write_text("# shipped by an older version")
+
+    code, out = install_py(tmp_path, *common(plugins))
+    assert code == 0, out
+    assert f"{plugin / 'config.json'}: endpoint tcp://127.0.0.1:6000 (kept)" in out
+    config = json.loads((plugin / "config.json").read_text())
+    assert config["endpoint"] == "tcp://127.0.0.1:6000" and config["theme"] == "dark"
+    assert notes.read_text() == "mine" and not (plugin / "nst_retired.py").exists()
+
+    code, out = install_py(tmp_path, *common(plugins), "--endpoint", "tcp://127.0.0.1:6001")
+    assert "endpoint tcp://127.0.0.1:6001 (changed from tcp://127.0.0.1:6000)" in out
+
+    code, out = install_py(tmp_path, "--uninstall")
+    assert code == 0 and f"kept {plugin}: it holds files install.py did not put there " \
+                         "(my-notes.txt)" in out
+    assert [p.name for p in plugin.iterdir()] == ["my-notes.txt"]
+
+
 def test_check_passes_only_for_a_real_server(tmp_path, plugins, server):
     """--check asks with the protocol: the real server answers; a port where something else
     listens (plain TCP, not nst-server) fails with how to start the server."""

@@ -1,6 +1,6 @@
 """Robustness: over a thousand malformed messages of every kind at a real server, each answered
-with its specific error (or, for oversize frames, dropped by ZeroMQ); then a normal job still
-succeeds and the server's memory has stayed bounded."""
+with its specific error (or, for messages over the size or frame limits, cut off unanswered);
+then a normal job still succeeds and the server's memory has stayed bounded."""
 import io
 import json
 import random
@@ -27,6 +27,11 @@ def submit(rng, pixels=None, **overrides):
     fields = dict(type="submit", width=16, height=16, channels=3, settings={})
     fields.update(overrides)
     return [header(**fields), rng.randbytes(16 * 16 * 3) if pixels is None else pixels, STYLE]
+
+
+def nested(depth):
+    """A ping whose extra field is `depth` arrays deep (valid JSON)."""
+    return b'{"v": 1, "type": "ping", "x": ' + b"[" * depth + b"]" * depth + b"}"
 
 
 def png(side):
@@ -89,6 +94,15 @@ CASES = [  # (name, generator(rng) -> message parts, expected error code or None
     ("cancel without job", lambda r: [header(type="cancel")], protocol.BAD_FIELD),
     ("heartbeat unknown job", lambda r: [header(type="heartbeat", job="nope")], protocol.UNKNOWN_JOB),
     ("oversize frame", lambda r: [header(type="ping"), b"\0" * (MAX_MESSAGE + 1)], None),
+    ("oversize message in small frames", lambda r: [header(type="submit"), *[b"\0" * (MAX_MESSAGE // 3)] * 3],
+     None),
+    ("too many frames", lambda r: [header(type="ping"), *[b"x"] * r.randint(protocol.MAX_FRAMES, 500)],
+     None),
+    ("deep nesting", lambda r: [nested(r.choice([40, 1200, 30000]))], protocol.BAD_MESSAGE),
+    ("non-finite number", lambda r: submit(r, settings={r.choice(["iterations", "seed", "size", "strength"]):
+                                                        float(r.choice(["inf", "-inf", "nan"]))}),
+     protocol.BAD_SETTINGS),
+    ("version true", lambda r: [json.dumps({"v": True, "type": "ping"}).encode()], protocol.BAD_VERSION),
 ]
 # Cases whose submit is well-formed but whose style frame is bad: answered by the worker.
 STYLE_CASES = [

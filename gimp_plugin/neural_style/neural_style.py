@@ -23,8 +23,6 @@ import nst_settings  # noqa: E402  (pure Python; zmq is imported only when the f
 PROCEDURE = "python-fu-neural-style"
 CONFIG_FILE = os.path.join(HERE, "config.json")    # written by install.py
 VENDOR_DIR = os.path.join(HERE, "vendor")           # pyzmq for GIMP's Python, if it had none
-PING_TIMEOUT = 3.0
-SILENCE_TIMEOUT = 10.0  # a running job's server silent this long: give up on it
 START_TIMEOUT = 150.0   # above `nst-server start`'s own bound (120 s), so its message wins
 RW = GObject.ParamFlags.READWRITE
 
@@ -162,7 +160,7 @@ def stylize(procedure, config, image, drawables):
     endpoint = config.get_property("endpoint") or installed.get("endpoint") or \
         nst_client.default_endpoint()
     Gimp.progress_init("Neural Style")
-    client = nst_client.Client(endpoint, timeout=PING_TIMEOUT)
+    client = nst_client.Client(endpoint)
     if not answers(nst_client, client):
         start_installed_server(nst_client, client, installed)
     channels = 4 if source.has_alpha() else 3
@@ -170,7 +168,6 @@ def stylize(procedure, config, image, drawables):
     width, height = source.get_width(), source.get_height()
     pixels = source.get_buffer().get(Gegl.Rectangle.new(0, 0, width, height), 1.0, pixel_format,
                                      Gegl.AbyssPolicy.CLAMP)
-    client.timeout = SILENCE_TIMEOUT
     try:
         result = client.stylize(pixels, width, height, channels, style_bytes,
                                 settings_from(config), on_event=show_progress)

@@ -5,7 +5,8 @@
     pixels = client.stylize(rgba, w, h, 4, style_file_bytes, {"preset": "fast"},
                             on_event=lambda event: ..., should_cancel=lambda: False)
 
-Every call is bounded by `timeout`: a dead or absent server raises ServerUnavailable, never hangs.
+Every call is bounded by `timeout` (protocol.REPLY_TIMEOUT unless given): a dead or absent
+server raises ServerUnavailable, never hangs.
 Each call uses its own socket with LINGER 0, closed when the call ends, so a call that failed
 leaves nothing behind that could break the next one.
 """
@@ -47,7 +48,7 @@ class JobCancelled(NSTError):
 
 class JobEventKind(Enum):
     """The messages of a job's stream, in the order they can come (docs/protocol.md)."""
-    ACCEPTED = "accepted"   # position
+    ACCEPTED = "accepted"   # position, token
     QUEUED = "queued"       # position: jobs ahead, while waiting
     PROGRESS = "progress"   # iteration, total, elapsed, losses
     PREVIEW = "preview"     # iteration, width, height, pixels (RGB, 8 bits)
@@ -67,6 +68,7 @@ class JobEvent:
     width: int | None = None
     height: int | None = None
     pixels: bytes = b""
+    token: str = ""         # ACCEPTED: lets another connection cancel the job (Client.cancel)
 
     @classmethod
     def from_message(cls, header: dict[str, Any], frames: list) -> "JobEvent":
@@ -74,7 +76,8 @@ class JobEvent:
         pixels = bytes(frames[0]) if kind is JobEventKind.PREVIEW and frames else b""
         return cls(kind, str(header.get("job", "")), header.get("position"),
                    header.get("iteration"), header.get("total"), header.get("elapsed"),
-                   header.get("losses") or {}, header.get("width"), header.get("height"), pixels)
+                   header.get("losses") or {}, header.get("width"), header.get("height"), pixels,
+                   str(header.get("token", "")))
 
 
 def default_endpoint() -> str:
@@ -87,7 +90,7 @@ JOB_STREAM = {kind.value for kind in JobEventKind}
 class Client:
     _ids = itertools.count(1)
 
-    def __init__(self, endpoint: str | None = None, timeout: float = 5.0):
+    def __init__(self, endpoint: str | None = None, timeout: float = protocol.REPLY_TIMEOUT):
         self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout
         self._context: zmq.Context = zmq.Context.instance()
@@ -102,8 +105,10 @@ class Client:
         header, _ = self._call("info")
         return {k: v for k, v in header.items() if k not in ("v", "type", "id")}
 
-    def cancel(self, job: str) -> None:
-        self._call("cancel", job=job)
+    def cancel(self, job: str, token: str) -> None:
+        """Cancel a job from another connection than the one that submitted it: `token` is the
+        one its ACCEPTED event carried."""
+        self._call("cancel", job=job, token=token)
 
     def stylize(self, pixels: bytes, width: int, height: int, channels: int, style_bytes: bytes,
                 settings: dict[str, Any] | None = None, *,

@@ -8,14 +8,21 @@ VERSION = 1
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 ENDPOINT_ENV = "NST_ENDPOINT"
 
+REPLY_TIMEOUT = 5.0        # s a client waits for any reply (or, during a job, any message)
 HEARTBEAT_INTERVAL = 1.0   # s between a client's heartbeats for its job
 JOB_TIMEOUT = 5.0          # s without a word from its client before the server drops a job
 MAX_HEADER_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32        # nesting of objects/arrays a header may have
 MAX_ID_CHARS = 64
 MAX_SIDE = 65535
+MAX_FRAMES = 4             # frames in one message (header + at most 2 binary frames, with room)
 DEFAULT_MAX_PIXELS = 40_000_000
-DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a whole message, all frames together
 DEFAULT_MAX_QUEUE = 8
+DEFAULT_MAX_JOBS_PER_CLIENT = 2     # waiting or running, per connection
+DEFAULT_MAX_COST = 10_000_000_000   # working-size pixels x iterations of one job
+DEFAULT_MAX_CLIENTS = 64            # connections at once
+REQUESTS_PER_SECOND = 50            # per connection, sustained (bursts of twice that pass)
 PREVIEW_SIDE = 256
 
 # Requests (client -> server) and the number of binary frames each carries.
@@ -33,6 +40,8 @@ BAD_IMAGE = "bad_image"
 BAD_SETTINGS = "bad_settings"
 UNKNOWN_JOB = "unknown_job"
 BUSY = "busy"
+TOO_COSTLY = "too_costly"
+RATE_LIMITED = "rate_limited"
 INTERNAL = "internal"
 
 
@@ -61,14 +70,34 @@ def decode(parts):
         header = json.loads(bytes(parts[0]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ProtocolError(BAD_MESSAGE, "header is not UTF-8 JSON") from None
+    except RecursionError:  # nested beyond the parser's own limit
+        raise ProtocolError(BAD_MESSAGE, DEPTH_MESSAGE) from None
+    if _depth(header) > MAX_JSON_DEPTH:
+        raise ProtocolError(BAD_MESSAGE, DEPTH_MESSAGE)
     if not isinstance(header, dict):
         raise ProtocolError(BAD_MESSAGE, "header is not a JSON object")
-    if header.get("v") != VERSION:
+    version = header.get("v")
+    if type(version) is not int or version != VERSION:  # true == 1 in Python; not here
         raise ProtocolError(BAD_VERSION, f"protocol version {header.get('v')!r} is not supported; "
                                          f"this side speaks version {VERSION}")
     if not isinstance(header.get("type"), str):
         raise ProtocolError(BAD_FIELD, "header has no 'type' string")
     return header, parts[1:]
+
+
+DEPTH_MESSAGE = f"header nests deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _depth(value):
+    """How deep lists and objects nest in a parsed JSON value (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def field(header, name, kind, low=None, high=None):

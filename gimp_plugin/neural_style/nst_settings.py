@@ -5,6 +5,8 @@ and the GIMP plug-in's arguments. Pure Python (no torch, numpy or GIMP): GIMP's 
 it. A value of None means "the preset decides" (the preset values live in nst_server/presets.py).
 """
 
+import math
+
 PRESETS = ("fast", "balanced", "best", "paper")
 DEFAULT_PRESET = "balanced"
 INITS = ("content", "noise")
@@ -29,14 +31,17 @@ class Knob:
             return None
         if self.kind is bool:
             if not isinstance(value, bool):
-                raise ValueError(f"{self.name} must be true or false, got {value!r}")
+                raise ValueError(f"{self.name} must be true or false, got {value!r}"[:200])
             return value
         if self.kind is str:
             if value not in self.choices:
-                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}; "
+                                 f"got {value!r}"[:200])
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{self.name} must be a number, got {value!r}")
+            raise ValueError(f"{self.name} must be a number, got {value!r}"[:200])
+        if not math.isfinite(value):
+            raise ValueError(f"{self.name} must be a finite number, got {value!r}")
         if self.kind is int and value != int(value):
             raise ValueError(f"{self.name} must be a whole number, got {value!r}")
         value = self.kind(value)
