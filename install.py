@@ -11,15 +11,17 @@ What it does (idempotent; --dry-run prints it without doing it):
   2. the plug-in folder copied into GIMP 3's user plug-ins folder(s) (found for Linux, Flatpak,
      Windows, macOS; --gimp-dir to give one), with a config.json naming the server command and
      endpoint, which the plug-in reads;
-  3. pyzmq for GIMP's own Python: nothing if it already has zmq, else a pyzmq wheel for that
-     Python's version vendored into the plug-in folder (the plug-in prefers a system zmq);
-  4. a short offline demo stylization (skip with --no-demo).
+  3. a short offline demo stylization (skip with --no-demo).
+
+The plug-in is standard-library Python only (it speaks ZeroMQ's wire protocol itself), so it runs
+in whatever Python GIMP bundles: nothing compiled is installed for GIMP.
 """
 import argparse
 import glob
 import json
 import os
-import platform
+import plistlib
+import re
 import shutil
 import subprocess
 import sys
@@ -32,8 +34,13 @@ from nst_server.user_dirs import data_dir  # noqa: E402
 
 PLUGIN_SOURCE = REPO / "gimp_plugin" / "neural_style"
 PLUGIN_NAME = "neural_style"
-CONFIG, VENDOR = "config.json", "vendor"  # in the plug-in folder, beside the .py files
-IS_WINDOWS = sys.platform == "win32"
+CONFIG = "config.json"  # in the plug-in folder, beside the .py files
+# The system to install for: this one, unless NST_INSTALL_SYSTEM names another ("linux", "win32",
+# "darwin"; the tests simulate each system's folders with it and with HOME, APPDATA, ...).
+SYSTEM = os.environ.get("NST_INSTALL_SYSTEM") or sys.platform
+IS_WINDOWS = SYSTEM == "win32"
+NEWEST_KNOWN = "3.2"  # installed for when no GIMP 3 is found and none has run yet
+VERSION = re.compile(r"\b3\.(\d+)")
 
 
 MANIFEST = data_dir() / "installed.json"
@@ -47,67 +54,91 @@ def venv_bin(venv, name):
 
 
 def gimp_config_roots():
-    """Folders where GIMP 3 keeps per-version user configs (GIMP/3.0, GIMP/3.2, ...)."""
+    """Folders where GIMP 3 keeps its per-version user folders (3.0, 3.2, ...), the one it
+    creates first. Flatpak GIMP shares ~/.config/GIMP with the host (older builds used their own
+    ~/.var/app folder)."""
     home = Path.home()
     if IS_WINDOWS:
         return [Path(os.environ.get("APPDATA", home / "AppData" / "Roaming")) / "GIMP"]
-    if sys.platform == "darwin":
+    if SYSTEM == "darwin":
         return [home / "Library" / "Application Support" / "GIMP"]
-    config = Path(os.environ.get("XDG_CONFIG_HOME", home / ".config"))
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
     return [config / "GIMP", home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP"]
 
 
+def version_key(version):
+    return tuple(int(part) for part in version.split("."))
+
+
+def user_folders():
+    """The GIMP 3.x user folders that exist (GIMP has run), oldest version first."""
+    found = [Path(p) for root in gimp_config_roots() for p in glob.glob(str(root / "3.*"))
+             if Path(p).is_dir() and re.fullmatch(r"3\.\d+", Path(p).name)]
+    return sorted(found, key=lambda p: version_key(p.name))
+
+
+def find_gimps():
+    """(version "3.N", path) of every GIMP 3 found by its binaries, newest first."""
+    found = {}
+    for path in gimp_binaries():
+        match = VERSION.search(Path(path).name) or VERSION.search(_version_output(path))
+        if match:
+            found.setdefault(f"3.{match.group(1)}", path)
+    return sorted(found.items(), key=lambda item: version_key(item[0]), reverse=True)
+
+
+def gimp_binaries():
+    """Candidate GIMP executables of this system, versioned names first."""
+    if IS_WINDOWS:
+        bases = [os.environ.get("ProgramFiles", r"C:\Program Files"),
+                 str(Path(os.environ.get("LOCALAPPDATA", Path.home())) / "Programs")]
+        return [p for base in bases for p in glob.glob(str(Path(base, "GIMP 3*", "bin", "gimp-3*.exe")))]
+    if SYSTEM == "darwin":
+        return [str(plist) for folder in ("/Applications", Path.home() / "Applications")
+                for plist in Path(folder).glob("GIMP*.app/Contents/Info.plist")]
+    flatpaks = [Path("/var/lib/flatpak"), Path.home() / ".local" / "share" / "flatpak"]
+    found = [p for folder in os.environ.get("PATH", "").split(os.pathsep) if folder
+             for pattern in ("gimp-3.*", "gimp-console-3.*") for p in glob.glob(str(Path(folder, pattern)))]
+    found += [p for root in flatpaks
+              for p in glob.glob(str(root / "app/org.gimp.GIMP/current/active/files/bin/gimp-3.*"))]
+    plain = shutil.which("gimp")
+    return found + ([plain] if plain else [])
+
+
+def _version_output(path):
+    """What GIMP says its version is: Info.plist's on macOS, `--version` elsewhere."""
+    if path.endswith("Info.plist"):
+        try:
+            with open(path, "rb") as f:
+                return "GIMP " + str(plistlib.load(f).get("CFBundleShortVersionString", ""))
+        except (OSError, ValueError, plistlib.InvalidFileException):
+            return ""
+    try:
+        return subprocess.run([path, "--version"], capture_output=True, text=True,
+                              timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def find_plugin_dirs():
-    """Existing GIMP 3 user plug-in folders; if GIMP 3 never ran yet, the default one to create."""
+    """Where to install: every GIMP 3.x user folder that exists (GIMP carries a plug-in forward
+    from there on an upgrade, so no newer folder is made before GIMP makes it: that would stop
+    GIMP from carrying the user's settings forward); if none exists yet, one for the newest GIMP 3
+    found (or, with none found, the newest this installer knows)."""
     if os.environ.get("GIMP3_DIRECTORY"):
         return [Path(os.environ["GIMP3_DIRECTORY"]) / "plug-ins"]
-    found = [Path(p) / "plug-ins" for root in gimp_config_roots()
-             for p in sorted(glob.glob(str(root / "3.*"))) if Path(p).is_dir()]
-    return found or [gimp_config_roots()[0] / "3.0" / "plug-ins"]
+    existing = user_folders()
+    if existing:
+        return [folder / "plug-ins" for folder in existing]
+    gimps = find_gimps()
+    return [gimp_config_roots()[0] / (gimps[0][0] if gimps else NEWEST_KNOWN) / "plug-ins"]
 
 
-def find_gimp():
-    """GIMP 3's executable, if one is on PATH (a plain `gimp` only if it says it is 3.x) or in
-    the usual places."""
-    for name in ("gimp-3.0", "gimp-3", "gimp-console-3.0", "gimp"):
-        path = shutil.which(name)
-        if path and (name != "gimp" or _version_is_3(path)):
-            return path
-    candidates = (glob.glob(r"C:\Program Files\GIMP 3*\bin\gimp-3*.exe") if IS_WINDOWS else
-                  glob.glob("/Applications/GIMP*.app/Contents/MacOS/gimp*") +
-                  glob.glob("/var/lib/flatpak/exports/bin/org.gimp.GIMP"))
-    return candidates[0] if candidates else None
-
-
-def _version_is_3(gimp):
-    try:
-        out = subprocess.run([gimp, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return " 3." in out
-
-
-GIMP_PYTHON_LINUX = "/usr/bin/python3"
-
-
-def run_gimp_python(code, *args):
-    """Run `code` with the Python GIMP starts plug-ins with, if it can be run from here.
-
-    On Linux GIMP starts Python plug-ins with `/usr/bin/env python3` and the system PATH, i.e.
-    the system's python3 (the one with `gi`); elsewhere GIMP bundles its own, which --gimp-python
-    names. Returns the CompletedProcess, or None."""
-    if IS_WINDOWS or sys.platform == "darwin" or not os.path.exists(GIMP_PYTHON_LINUX):
-        return None
-    return subprocess.run([GIMP_PYTHON_LINUX, "-c", code, *args], capture_output=True, text=True)
-
-
-def gimp_python():
-    """(version "X.Y", has_zmq) of GIMP's Python, or (None, False) when it cannot be run."""
-    probe = "import sys; print('%d.%d' % sys.version_info[:2])\ntry:\n import zmq; print('zmq')\n" \
-            "except ImportError: pass"
-    done = run_gimp_python(probe)
-    out = done.stdout.split() if done else []
-    return (out[0], "zmq" in out) if out else (None, False)
+def plugin_copies():
+    """Every installed copy of the plug-in in the GIMP 3.x user folders (GIMP copies it forward
+    when it upgrades a folder)."""
+    return [folder / "plug-ins" / PLUGIN_NAME for folder in user_folders()
+            if (folder / "plug-ins" / PLUGIN_NAME / "neural_style.py").exists()]
 
 
 # -- the steps -----------------------------------------------------------------------------------
@@ -124,11 +155,12 @@ class Installer:
 
     def install(self):
         self.install_server()
-        print(f"GIMP 3: {find_gimp() or 'not found (the plug-in is installed for when it is)'}")
+        gimps = find_gimps()
+        print("GIMP 3: " + (", ".join(f"{v} ({path})" for v, path in gimps) if gimps else
+                            "not found (the plug-in is installed for when it is)"))
         dirs = [Path(self.args.gimp_dir).expanduser()] if self.args.gimp_dir else find_plugin_dirs()
         print("GIMP 3 plug-in folder(s): " + ", ".join(map(str, dirs)))
-        version, has_zmq = (self.args.gimp_python, False) if self.args.gimp_python else gimp_python()
-        written = {str(d / PLUGIN_NAME): self.install_plugin(d, version, has_zmq) for d in dirs}
+        written = {str(d / PLUGIN_NAME): self.install_plugin(d) for d in dirs}
         if not self.args.dry_run:
             record(venv=str(self.venv), created_venv=self.created_venv, plugins=written)
         if not self.args.no_demo:
@@ -148,29 +180,20 @@ class Installer:
                             "--disable-pip-version-check", "--quiet", str(REPO)], check=True)
         print(f"server: {nst_server}")
 
-    def install_plugin(self, plugins, version, has_zmq):
+    def install_plugin(self, plugins):
         """Copy the plug-in's files into `plugins`/neural_style, replacing only what an earlier run
         put there (files the user added stay), and merge config.json. Returns what it wrote."""
         target = plugins / PLUGIN_NAME
         shipped = sorted(p.name for p in PLUGIN_SOURCE.glob("*.py") if p.name != "__init__.py")
         if self.step(f"copy the plug-in to {target}"):
             target.mkdir(parents=True, exist_ok=True)
-            for name in set(installed_files(target)) - set(shipped) - {CONFIG, VENDOR}:
+            for name in set(installed_files(target)) - set(shipped) - {CONFIG}:
                 (target / name).unlink(missing_ok=True)  # ours, from an older version
             for name in shipped:
                 shutil.copyfile(PLUGIN_SOURCE / name, target / name)
             os.chmod(target / "neural_style.py", 0o755)
             self.write_config(target / CONFIG)
-        written = [*shipped, CONFIG]
-        if has_zmq:
-            print(f"pyzmq: GIMP's Python {version} already has it")
-        elif version is None:
-            print("pyzmq: could not tell which Python GIMP uses; pass --gimp-python X.Y "
-                  "(GIMP > Filters > Development > Python-Fu console shows it)")
-        elif self.step(f"vendor pyzmq for Python {version} into {target / VENDOR}"):
-            vendor_pyzmq(self.venv, target / VENDOR, version)
-            written.append(VENDOR)
-        return written
+        return [*shipped, CONFIG]
 
     def write_config(self, path):
         """config.json: the server command is the installer's to set; the endpoint is the user's
@@ -202,26 +225,6 @@ def installed_files(target):
         return []
 
 
-def vendor_pyzmq(venv, target, version):
-    """pip-install a binary pyzmq wheel built for GIMP's Python `version` into `target`."""
-    machine = platform.machine().lower()
-    if IS_WINDOWS:
-        platforms = ["win_amd64"]
-    elif sys.platform == "darwin":
-        platforms = ["macosx_11_0_arm64" if machine == "arm64" else "macosx_10_15_x86_64"]
-    else:
-        arch = "aarch64" if machine in ("aarch64", "arm64") else "x86_64"
-        platforms = [f"manylinux_2_28_{arch}", f"manylinux2014_{arch}", f"manylinux_2_17_{arch}"]
-    if target.exists():
-        shutil.rmtree(target)
-    command = [str(venv_bin(venv, "python")), "-m", "pip", "install", "--quiet",
-               "--disable-pip-version-check", "--target", str(target), "--only-binary=:all:",
-               "--implementation", "cp", "--python-version", version, "pyzmq"]
-    for tag in platforms:
-        command += ["--platform", tag]
-    subprocess.run(command, check=True)
-
-
 def previously_created(venv):
     """Whether an earlier run of this installer made `venv` (so --uninstall removes it)."""
     try:
@@ -243,16 +246,16 @@ def check(args):
     """One line per check; exit status 0 when all pass."""
     installed = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     plugin_dirs = ([Path(args.gimp_dir).expanduser() / PLUGIN_NAME] if args.gimp_dir else
-                   [Path(p) for p in installed.get("plugins", [])] or
-                   [d / PLUGIN_NAME for d in find_plugin_dirs()])
-    gimp = find_gimp()
-    results = [("GIMP 3", bool(gimp), gimp or "not found on PATH or in the usual places")]
+                   list(dict.fromkeys([*map(Path, installed.get("plugins", {})), *plugin_copies()]))
+                   or [d / PLUGIN_NAME for d in find_plugin_dirs()])
+    gimps = find_gimps()
+    results = [("GIMP 3", bool(gimps), ", ".join(f"{v} ({path})" for v, path in gimps) or
+                "not found on PATH or in the usual places")]
     for folder in plugin_dirs:
         script = folder / "neural_style.py"
         ok = script.exists() and os.access(script, os.X_OK)
         results.append(("plug-in", ok, f"{script} " + ("present, executable" if ok else
                         "missing or not executable: run python3 install.py")))
-        results.append(("zmq for GIMP's Python", *zmq_status(folder / "vendor", args.gimp_python)))
     config = plugin_config(plugin_dirs)
     endpoint = args.endpoint or config.get("endpoint", DEFAULT_ENDPOINT)
     command = config.get("server_command") or [
@@ -261,24 +264,6 @@ def check(args):
     for name, ok, detail in results:
         print(f"[{'ok' if ok else 'FAIL'}] {name}: {detail}")
     return 0 if all(ok for _, ok, _ in results) else 1
-
-
-def zmq_status(vendor, stated_version):
-    """(ok, detail): does zmq import in GIMP's Python the way the plug-in imports it (its own
-    first, then `vendor`)? Tried for real where that Python runs here and is the one meant."""
-    version, _ = gimp_python()
-    if version is None or stated_version not in (None, version):
-        vendored = (vendor / "zmq").is_dir()
-        return vendored, (f"Python {stated_version or '?'}: " + (
-            "vendored pyzmq present (GIMP's Python cannot be run from here to import it)"
-            if vendored else "missing: run python3 install.py --gimp-python X.Y"))
-    probe = "import sys; sys.path.insert(1, sys.argv[1]); import zmq; print(zmq.__file__)"
-    done = run_gimp_python(probe, str(vendor))
-    if done.returncode == 0:
-        return True, f"Python {version} imports {done.stdout.strip()}"
-    error = (done.stderr.strip().splitlines() or ["?"])[-1]
-    return False, (f"Python {version} cannot import zmq ({error}): run python3 install.py "
-                   "(with --gimp-python X.Y if GIMP runs another Python)")
 
 
 def plugin_config(plugin_dirs):
@@ -293,7 +278,7 @@ def plugin_config(plugin_dirs):
 
 def server_status(command, endpoint):
     """(ok, detail): does an nst-server answer the protocol at `endpoint`? Asked with the installed
-    `nst-server status` (a real ping; this script has no zmq)."""
+    `nst-server status` (a real ping)."""
     how = f"start it with {' '.join(command)} start --endpoint {endpoint}"
     if not Path(command[0]).exists():
         return False, f"{command[0]} is missing: run python3 install.py"
@@ -312,7 +297,12 @@ def uninstall(args):
         print("nothing to uninstall: no record of an installation")
         return 0
     installed = json.loads(MANIFEST.read_text())
-    for folder, names in installed["plugins"].items():
+    copies = dict(installed["plugins"])
+    ours = sorted({name for names in copies.values() for name in names})
+    for copy in plugin_copies():  # copies GIMP carried forward to a newer version's folder
+        copies.setdefault(str(copy), ours)
+    for folder, names in copies.items():
+        names = [*names, "__pycache__"]  # Python's cache of our modules, written by GIMP's Python
         remove([Path(folder) / name for name in names], args.dry_run)
         left = sorted(p.name for p in Path(folder).iterdir() if p.name not in names) \
             if Path(folder).is_dir() else []
@@ -343,8 +333,6 @@ def main(argv=None):
     parser.add_argument("--venv", help=f"virtualenv for the server (default {data_dir() / 'venv'}); "
                         "reused as it is if it already has nst-server")
     parser.add_argument("--gimp-dir", metavar="PLUGINS_DIR", help="GIMP 3 plug-ins folder to use")
-    parser.add_argument("--gimp-python", metavar="X.Y", help="version of GIMP's Python "
-                        "(when it cannot be detected, e.g. GIMP's bundled Python on Windows/macOS)")
     parser.add_argument("--endpoint", help=f"server endpoint to record (default {DEFAULT_ENDPOINT}); "
                         "with --check, the one to try (default: the recorded one)")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo stylization")

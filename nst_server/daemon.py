@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from neural_style.nst_client import Client, NSTError
+from neural_style.nst_launch import background_options
 
 from .user_dirs import state_dir
 
@@ -47,15 +48,9 @@ def answers(endpoint: str, timeout: float = 1.0, pid: int | None = None) -> bool
 def spawn(run_args: list[str], output: IO | int, detach: bool = False) -> subprocess.Popen:
     """`nst-server run RUN_ARGS` as a child process writing to `output`; `detach`: in a session
     (or, on Windows, a process group) of its own, so that it outlives its parent's terminal."""
-    options = _detached() if detach else {}
+    options = background_options(sys.platform) if detach else {}
     return subprocess.Popen([sys.executable, "-m", "nst_server.server_cli", "run", *run_args],
                             stdin=subprocess.DEVNULL, stdout=output, stderr=output, **options)
-
-
-def _detached() -> dict:
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
 
 
 def wait_until_answering(process: subprocess.Popen, endpoint: str,

@@ -25,7 +25,6 @@ from neural_style import nst_settings
 from neural_style.nst_protocol import ProtocolError, field
 
 from . import __version__
-from .endpoints import parse_tcp
 from .errors import InputError, Stopped
 from .gate import Gate
 from .images import MIN_SIDE, decode_image, fit_size
@@ -83,7 +82,7 @@ class Server:
         self._wake = self._context.socket(zmq.PAIR)
         self._wake.bind(f"inproc://wake-{id(self)}")
         try:
-            self._gate = Gate(parse_tcp(endpoint), inner, limits.max_message_bytes,
+            self._gate = Gate(protocol.parse_endpoint(endpoint), inner, limits.max_message_bytes,
                               protocol.MAX_FRAMES, limits.max_clients)
         except (OSError, ValueError):
             self._close_sockets()

@@ -1,6 +1,7 @@
 """`nst-server run | start | stop | status`: the stylization server, in the foreground or the
 background (pid, log and output files in the user's state folder, see daemon.py)."""
 import argparse
+import ipaddress
 import logging
 import logging.handlers
 import signal
@@ -11,7 +12,6 @@ from neural_style import nst_protocol as protocol
 from neural_style.nst_client import Client, NSTError, default_endpoint
 
 from . import daemon
-from .endpoints import is_loopback, parse_tcp
 
 LOG_BYTES = 5 * 2**20  # the log rotates at this size, keeping two old files
 REMOTE_WARNING = ("nst-server: WARNING: listening on {endpoint}, which is not loopback: any host "
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 def check_endpoint(args: argparse.Namespace) -> str | None:
     """The reason the endpoint may not be served, or None; warns when remote access is allowed."""
     try:
-        host, _ = parse_tcp(args.endpoint)
+        host, _ = protocol.parse_endpoint(args.endpoint)
     except ValueError as exc:
         return str(exc)
     if not is_loopback(host):
@@ -73,6 +73,17 @@ def check_endpoint(args: argparse.Namespace) -> str | None:
                     "Use tcp://127.0.0.1:PORT, or pass --allow-remote if you mean it")
         print(REMOTE_WARNING.format(endpoint=args.endpoint), file=sys.stderr)
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach HOST: 127.0.0.0/8, ::1 or `localhost` (any other name may
+    resolve to anything)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,9 +12,8 @@ inside=${work#"${root%/}"}
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/config" "$work/home"
 printf '(show-welcome-dialog no)\n(check-updates no)\n' > "$work/config/gimprc"
-gimp_python=$(chroot "$root" /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 XDG_DATA_HOME="$work/data" "$venv/bin/python" install.py --venv "$venv" \
-    --gimp-dir "$work/config/plug-ins" --gimp-python "$gimp_python" --no-demo >/dev/null
+    --gimp-dir "$work/config/plug-ins" --no-demo >/dev/null
 "$venv/bin/python" -c "from nst_server.samples import photo
 photo('astronaut').resize((384, 384)).save('$work/photo.png')"
 

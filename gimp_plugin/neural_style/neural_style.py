@@ -18,11 +18,12 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import nst_settings  # noqa: E402  (pure Python; zmq is imported only when the filter runs)
+import nst_client  # noqa: E402  (standard library only, like everything in this folder)
+import nst_launch  # noqa: E402
+import nst_settings  # noqa: E402
 
 PROCEDURE = "python-fu-neural-style"
 CONFIG_FILE = os.path.join(HERE, "config.json")    # written by install.py
-VENDOR_DIR = os.path.join(HERE, "vendor")           # pyzmq for GIMP's Python, if it had none
 START_TIMEOUT = 150.0   # above `nst-server start`'s own bound (120 s), so its message wins
 RW = GObject.ParamFlags.READWRITE
 
@@ -39,50 +40,34 @@ def load_config():
         return {}
 
 
-def import_client():
-    """The protocol client; pyzmq from GIMP's own Python first, the vendored copy otherwise."""
-    try:
-        import zmq  # noqa: F401
-    except ImportError:
-        sys.path.insert(1, VENDOR_DIR)
-        try:
-            import zmq  # noqa: F401
-        except ImportError:
-            raise PluginError("pyzmq is not available to GIMP's Python "
-                              f"{sys.version_info[0]}.{sys.version_info[1]}. Run "
-                              "'python3 install.py' again (or install python3-zmq).") from None
-    import nst_client
-    return nst_client
-
-
 def how_to_start(endpoint, config):
-    command = " ".join(config.get("server_command") or ["nst-server"])
-    return (f"The Neural Style server is not running at {endpoint}. Start it with:\n"
-            f"    {command} start --endpoint {endpoint}\n"
-            "then run the filter again.")
+    return nst_launch.how_to_start(endpoint, config.get("server_command"), nst_launch.in_flatpak())
 
 
-def answers(nst_client, client):
+def answers(client):
     try:
         client.ping()
         return True
     except nst_client.ServerUnavailable:
         return False
+    except nst_client.NSTError as exc:  # something else answers there: starting ours won't help
+        raise PluginError(f"Neural Style: {exc}") from None
 
 
-def start_installed_server(nst_client, client, config):
+def start_installed_server(client, config):
     """Start the server install.py recorded (in the background) and wait until it answers at
     the client's endpoint; otherwise say how to start it, with what starting it said."""
     endpoint, command = client.endpoint, config.get("server_command")
-    if not command or not os.path.exists(command[0]):
+    if not command or not os.path.exists(command[0]) or nst_launch.in_flatpak():
         raise PluginError(how_to_start(endpoint, config))
     Gimp.progress_set_text("Neural Style: starting the server…")
     try:
         done = subprocess.run([*command, "start", "--endpoint", endpoint], timeout=START_TIMEOUT,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              **nst_launch.command_options(sys.platform))
     except (OSError, subprocess.SubprocessError) as exc:
         raise PluginError(f"{how_to_start(endpoint, config)}\n(starting it failed: {exc})") from None
-    if not answers(nst_client, client):
+    if not answers(client):
         said = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
         raise PluginError(f"{how_to_start(endpoint, config)}\n(nst-server start said: {said})")
 
@@ -155,14 +140,13 @@ def insert_result(image, source, pixels, pixel_format, name):
 def stylize(procedure, config, image, drawables):
     source = check_drawable(image, drawables)
     style_path, style_bytes = read_style(config)
-    nst_client = import_client()
     installed = load_config()
     endpoint = config.get_property("endpoint") or installed.get("endpoint") or \
         nst_client.default_endpoint()
     Gimp.progress_init("Neural Style")
     client = nst_client.Client(endpoint)
-    if not answers(nst_client, client):
-        start_installed_server(nst_client, client, installed)
+    if not answers(client):
+        start_installed_server(client, installed)
     channels = 4 if source.has_alpha() else 3
     pixel_format = "R'G'B'A u8" if channels == 4 else "R'G'B' u8"  # sRGB-encoded, as VGG expects
     width, height = source.get_width(), source.get_height()

@@ -1,4 +1,5 @@
-"""Client for nst-server (docs/protocol.md): stdlib + pyzmq only, for GIMP's Python 3.10+ too.
+"""Client for nst-server (docs/protocol.md): standard library only (its ZeroMQ is nst_zmtp.py), so
+GIMP's own Python 3.10+ runs it on every platform; scripts and `nst-stylize --server` use it too.
 
     client = Client()                                   # endpoint from NST_ENDPOINT or the default
     client.ping()                                       # round-trip seconds
@@ -7,8 +8,8 @@
 
 Every call is bounded by `timeout` (protocol.REPLY_TIMEOUT unless given): a dead or absent
 server raises ServerUnavailable, never hangs.
-Each call uses its own socket with LINGER 0, closed when the call ends, so a call that failed
-leaves nothing behind that could break the next one.
+Each call uses its own connection, closed when the call ends, so a call that failed leaves
+nothing behind that could break the next one.
 """
 import itertools
 import os
@@ -18,12 +19,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import zmq
-
 try:
     from . import nst_protocol as protocol
+    from . import nst_zmtp as zmtp
 except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
     import nst_protocol as protocol  # type: ignore[import-not-found, no-redef]
+    import nst_zmtp as zmtp  # type: ignore[import-not-found, no-redef]
 
 
 class NSTError(Exception):
@@ -40,6 +41,10 @@ class ServerError(NSTError):
     def __init__(self, code: str, message: str):
         super().__init__(f"{message} [{code}]")
         self.code, self.message = code, message
+
+
+class NotAServer(NSTError):
+    """What answered at the endpoint does not speak the nst-server protocol correctly."""
 
 
 class JobCancelled(NSTError):
@@ -93,7 +98,6 @@ class Client:
     def __init__(self, endpoint: str | None = None, timeout: float = protocol.REPLY_TIMEOUT):
         self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout
-        self._context: zmq.Context = zmq.Context.instance()
 
     def ping(self) -> float:
         """Round-trip time in seconds."""
@@ -120,7 +124,7 @@ class Client:
         RESULT. should_cancel() is polled several times a second; once it returns true the job is
         cancelled on the server and JobCancelled is raised.
         """
-        with self._socket() as sock:
+        with self._connect() as sock:
             self._send(sock, protocol.encode(
                 "submit", [pixels, style_bytes], width=width, height=height, channels=channels,
                 settings=settings or {}, preview_every=preview_every))
@@ -133,7 +137,7 @@ class Client:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _follow(self, sock: zmq.Socket, job: str, on_event: Callable[[JobEvent], None] | None,
+    def _follow(self, sock: zmtp.DealerConnection, job: str, on_event: Callable[[JobEvent], None] | None,
                 should_cancel: Callable[[], bool] | None) -> bytes:
         """Stream a job's messages until it ends, sending heartbeats and relaying a cancel."""
         last_beat = last_heard = time.monotonic()
@@ -167,39 +171,50 @@ class Client:
                 return bytes(frames[0])
 
     def _call(self, msg_type: str, **fields: Any) -> tuple[dict[str, Any], list]:
-        """One request, one reply, on a fresh socket."""
+        """One request, one reply, on a fresh connection."""
         request_id = f"{os.getpid()}-{next(self._ids)}"
-        with self._socket() as sock:
+        with self._connect() as sock:
             self._send(sock, protocol.encode(msg_type, id=request_id, **fields))
             return self._reply(sock)
 
-    def _reply(self, sock: zmq.Socket) -> tuple[dict[str, Any], list]:
+    def _reply(self, sock: zmtp.DealerConnection) -> tuple[dict[str, Any], list]:
         """The next message within the timeout, or ServerUnavailable."""
         message = self._receive(sock, self.timeout)
         if message is None:
             raise self._unavailable("did not answer")
         return message
 
-    def _socket(self) -> zmq.Socket:
-        sock = self._context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)      # closing never waits for unsent messages
-        sock.setsockopt(zmq.IMMEDIATE, 1)   # sends wait for a real connection, not a queue
-        sock.setsockopt(zmq.SNDTIMEO, int(self.timeout * 1000))
-        sock.connect(self.endpoint)
-        return sock
-
-    def _send(self, sock: zmq.Socket, parts: list) -> None:
+    def _connect(self) -> zmtp.DealerConnection:
         try:
-            sock.send_multipart(parts, copy=False)
-        except zmq.Again:
+            host, port = protocol.parse_endpoint(self.endpoint)
+        except ValueError as exc:
+            raise NSTError(str(exc)) from None
+        try:
+            return zmtp.DealerConnection(host, port, self.timeout, protocol.DEFAULT_MAX_MESSAGE_BYTES,
+                                         protocol.MAX_FRAMES)
+        except zmtp.ZMTPError as exc:
+            raise NotAServer(f"{self.endpoint} did not answer as an nst-server: {exc}") from None
+        except (OSError, zmtp.Timeout):
             raise self._unavailable("could not be reached") from None
 
-    def _receive(self, sock: zmq.Socket, seconds: float) -> tuple[dict[str, Any], list] | None:
+    def _send(self, sock: zmtp.DealerConnection, parts: list) -> None:
+        try:
+            sock.send(parts)
+        except OSError:
+            raise self._unavailable("stopped answering") from None
+
+    def _receive(self, sock: zmtp.DealerConnection,
+                 seconds: float) -> tuple[dict[str, Any], list] | None:
         """The next message as (header, frames), or None if nothing came within `seconds`.
         `error` messages are raised as ServerError."""
-        if not sock.poll(max(0, int(seconds * 1000)), zmq.POLLIN):
+        try:
+            parts = sock.receive(seconds)
+        except zmtp.Timeout:
             return None
-        parts = sock.recv_multipart()
+        except zmtp.ZMTPError as exc:
+            raise NotAServer(f"{self.endpoint} broke the protocol: {exc}") from None
+        except OSError:
+            raise self._unavailable("stopped answering") from None
         try:
             header, frames = protocol.decode(parts)
         except protocol.ProtocolError as exc:

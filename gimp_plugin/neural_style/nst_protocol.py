@@ -53,6 +53,17 @@ class ProtocolError(Exception):
         self.code, self.message = code, message
 
 
+def parse_endpoint(endpoint):
+    """`tcp://HOST:PORT` -> (host, port); HOST may be a name, an IPv4 address, `[IPv6]` or `*`
+    (every interface, for a server). ValueError with the reason otherwise."""
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"endpoint {endpoint!r} is not tcp://HOST:PORT")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return ("0.0.0.0" if host == "*" else host), int(port)
+
+
 def encode(msg_type, frames=(), **fields):
     """A header of `msg_type` with `fields`, plus binary frames, as a list for send_multipart."""
     header = dict(fields, v=VERSION, type=msg_type)

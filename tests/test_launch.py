@@ -1,0 +1,41 @@
+"""Starting the server per system (nst_launch): no console window on Windows, a session of its
+own elsewhere, and plain instructions inside a Flatpak sandbox."""
+import os
+import subprocess
+
+from neural_style import nst_launch
+from nst_server import daemon
+
+# Windows' documented process-creation flag values (subprocess has them only on Windows).
+WINDOWS = {"DETACHED_PROCESS": 0x8, "CREATE_NEW_PROCESS_GROUP": 0x200, "CREATE_NO_WINDOW": 0x8000000}
+
+
+def test_on_windows_no_console_window_appears():
+    start = nst_launch.command_options("win32")  # `nst-server start`, run by the plug-in
+    assert start == {"creationflags": WINDOWS["CREATE_NO_WINDOW"]}
+    server = nst_launch.background_options("win32")  # the server it leaves running
+    assert server == {"creationflags": WINDOWS["DETACHED_PROCESS"] | WINDOWS["CREATE_NEW_PROCESS_GROUP"]}
+    for name, value in WINDOWS.items():
+        assert getattr(subprocess, name, value) == value
+
+
+def test_elsewhere_the_background_server_gets_a_session_of_its_own():
+    assert nst_launch.command_options("linux") == {}
+    process = daemon.spawn(["--help"], subprocess.DEVNULL, detach=True)
+    try:
+        assert os.getsid(process.pid) == process.pid != os.getsid(0)
+    finally:
+        process.wait(60)
+
+
+def test_inside_a_flatpak_the_user_is_told_to_start_the_server_on_the_host(tmp_path):
+    marker = tmp_path / ".flatpak-info"
+    assert not nst_launch.in_flatpak(str(marker))
+    marker.write_text("[Application]\nname=org.gimp.GIMP\n")
+    assert nst_launch.in_flatpak(str(marker))
+    command = ["/home/me/.local/share/neural-style-gimp/venv/bin/nst-server"]
+    text = nst_launch.how_to_start("tcp://127.0.0.1:5555", command, flatpak=True)
+    assert "Flatpak" in text and "terminal (outside GIMP)" in text
+    assert f"{command[0]} start --endpoint tcp://127.0.0.1:5555" in text
+    assert "not running at tcp://127.0.0.1:5555" in nst_launch.how_to_start(
+        "tcp://127.0.0.1:5555", command, flatpak=False)
