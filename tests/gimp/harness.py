@@ -1,11 +1,11 @@
-"""Driving a real GIMP 3 headless for the end-to-end tests.
+"""Driving a real GIMP 3 (3.0 and 3.2) headless for the end-to-end tests.
 
-On Debian 13 GIMP 3 is the system's; on Debian 12 it lives in a Debian 13 root made by
-tests/gimp/setup_gimp3.sh, entered with unshare + chroot (same network: the plug-in inside
-reaches a server on the host at tcp://127.0.0.1:PORT). Each session gets its own HOME, so GIMP
-uses a fresh user folder in its default place (~/.config/GIMP/3.0). GIMP runs with a clean
-environment (`env -i`, the system PATH) so that plug-ins start with the system's python3, which
-has `gi`.
+Each version is the system's GIMP where it has one, else it lives in a Debian root made by
+tests/gimp/setup_gimp3.sh (trixie for 3.0.4, forky for 3.2.6), entered with unshare + chroot
+(same network: the plug-in inside reaches a server on the host at tcp://127.0.0.1:PORT). Each
+session gets its own HOME, with GIMP's user folder for its version (~/.config/GIMP/3.x). GIMP
+runs with a clean environment (`env -i`, the system PATH) so that plug-ins start with the
+system's python3, which has `gi`.
 """
 import json
 import os
@@ -16,32 +16,36 @@ from pathlib import Path
 
 import psutil
 
-GIMP = "gimp-console-3.0"
-DEFAULT_ROOT = "/var/tmp/nst-gimp3-root"
+VERSIONS = ("3.0", "3.2")
+ROOTS = {"3.0": ("NST_GIMP_ROOT", "/var/tmp/nst-gimp3-root"),
+         "3.2": ("NST_GIMP32_ROOT", "/var/tmp/nst-gimp32-root")}
 REPO = Path(__file__).resolve().parents[2]
 
 
-def gimp_root():
-    """(root, None) where GIMP 3 runs, or (None, reason) when it cannot run here."""
-    if shutil.which(GIMP):
+def gimp_root(version):
+    """(root, None) where GIMP `version` runs, or (None, reason) when it cannot run here."""
+    console = f"gimp-console-{version}"
+    if shutil.which(console):
         return Path("/"), None
-    root = Path(os.environ.get("NST_GIMP_ROOT", DEFAULT_ROOT))
-    if not (root / "usr/bin" / GIMP).exists():
-        return None, f"no GIMP 3 here: run tests/gimp/setup_gimp3.sh (as root) to make {root}"
+    variable, default = ROOTS[version]
+    root = Path(os.environ.get(variable, default))
+    if not (root / "usr/bin" / console).exists():
+        return None, (f"no GIMP {version} here: run tests/gimp/setup_gimp3.sh {version} (as root) "
+                      f"to make {root}")
     if os.geteuid() != 0:
-        return None, f"GIMP 3 is in {root}, but entering it with chroot needs root"
+        return None, f"GIMP {version} is in {root}, but entering it with chroot needs root"
     return root, None
 
 
 class GimpSession:
     """A private HOME (GIMP's user folder and plug-ins inside), under the GIMP root's /tmp."""
 
-    def __init__(self, root):
-        self.root = root
+    def __init__(self, root, version):
+        self.root, self.version = root, version
         self.inside = Path(tempfile.mkdtemp(prefix="nst-e2e-", dir=root / "tmp"))
         self.home = self.inside / "home"
-        self.plugins = self.home / ".config" / "GIMP" / "3.0" / "plug-ins"  # GIMP 3.0's default
-        self.home.mkdir()
+        self.plugins = self.home / ".config" / "GIMP" / version / "plug-ins"
+        self.plugins.parent.mkdir(parents=True)  # as after GIMP's first start: its user folder
         self.gimp = None  # the GIMP process of the batch run in progress or last run
 
     def path_in_gimp(self, host_path):
@@ -54,11 +58,10 @@ class GimpSession:
         `binds`: host folders to make visible at the same paths inside the GIMP root."""
         env = ["/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin",
                f"HOME={self.path_in_gimp(self.home)}"]
-        gimp = [GIMP, "--no-interface"]
+        gimp = [f"gimp-console-{self.version}", "--no-interface"]
         if gui:
-            self.plugins.parent.mkdir(parents=True, exist_ok=True)
             (self.plugins.parent / "gimprc").write_text("(show-welcome-dialog no)\n(check-updates no)\n")
-            gimp = ["sh", "-c", GUI_RUNNER, "sh", "gimp-3.0", "--no-splash"]
+            gimp = ["sh", "-c", GUI_RUNNER, "sh", f"gimp-{self.version}", "--no-splash"]
         gimp = [*env, *gimp, "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
         if self.root != Path("/"):
             mounts = "".join(f"mkdir -p {self.root}{b} && mount --bind {b} {self.root}{b} && "
