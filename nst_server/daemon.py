@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import IO
 
 from neural_style.nst_client import Client, NSTError
-from neural_style.nst_launch import background_options
+from neural_style.nst_launch import START_TIMEOUT, background_options
 
 from .user_dirs import state_dir
 
-START_TIMEOUT = 120.0  # s: torch import + model load, on a slow first start
 
 
 class StartError(RuntimeError):
@@ -35,14 +34,15 @@ def output_file() -> Path:
     return state_dir() / "nst-server.out"
 
 
-def answers(endpoint: str, timeout: float = 1.0, pid: int | None = None) -> bool:
+def answers(endpoint: str, timeout: float = 1.0, pid: int | None = None,
+            ready: bool = False) -> bool:
     """Whether an nst-server answers at `endpoint` within `timeout` s (and, given `pid`, is that
-    process)."""
+    process; with `ready`, has its model loaded)."""
     try:
         info = Client(endpoint, timeout=timeout).info()
     except NSTError:
         return False
-    return pid is None or info.get("pid") == pid
+    return (pid is None or info.get("pid") == pid) and (not ready or bool(info.get("model_loaded")))
 
 
 def spawn(run_args: list[str], output: IO | int, detach: bool = False) -> subprocess.Popen:
@@ -55,13 +55,14 @@ def spawn(run_args: list[str], output: IO | int, detach: bool = False) -> subpro
 
 def wait_until_answering(process: subprocess.Popen, endpoint: str,
                          timeout: float = START_TIMEOUT) -> None:
-    """Return once the server `process` itself answers at `endpoint`; StartError if it exits
-    first or stays silent for `timeout` s (then it is left running: the caller decides)."""
+    """Return once the server `process` itself answers at `endpoint` with its model loaded (so a
+    model that cannot load is a failed start); StartError if it exits first or is not ready
+    within `timeout` s (then it is left running: the caller decides)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise StartError(f"nst-server exited at start (status {process.returncode})")
-        if answers(endpoint, timeout=0.5, pid=process.pid):
+        if answers(endpoint, timeout=0.5, pid=process.pid, ready=True):
             return
         time.sleep(0.2)
     raise StartError(f"nst-server did not answer within {timeout:g} s")
@@ -109,7 +110,8 @@ def _reason(output: Path) -> str | None:
         lines = output.read_text(errors="replace").splitlines()
     except OSError:
         return None
-    errors = [line.split("error: ", 1)[1] for line in lines if "error: " in line]
+    errors = [line.split("nst-server: error: ", 1)[1] for line in lines
+              if line.startswith("nst-server: error: ")]
     return errors[-1] if errors else None
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .device import profile_for, select_device
+from .device import profile_for, release_memory, select_device
 from .errors import Stopped
 from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
                      match_luminance, recolor, split_alpha, to_pil, to_tensor)
@@ -46,14 +46,42 @@ class Progress:
 class Stylizer:
     """Owns the VGG19 model (loaded once) and a bounded cache of style ByLayer."""
 
-    def __init__(self, weights: str = "original", device: str | None = None):
+    def __init__(self, weights: str = "original", device: str | None = None, load: bool = True):
+        """`load`: now; otherwise at the first use (see load(), unload())."""
         self.weights = weights
         self.profile = profile_for(select_device(device))
         self.device = self.profile.device
-        self.vgg = load_vgg19(weights).to(self.device).eval()  # float32 master copy
+        self._vgg: VGG19Features | None = None
         self._vgg_variants: dict[torch.dtype, VGG19Features] = {}
         self._style_cache: OrderedDict[tuple, ByLayer] = OrderedDict()
         self._cache_stats = {"hits": 0, "misses": 0}
+
+        if load:
+            self.load()
+
+    @property
+    def vgg(self) -> VGG19Features:
+        """The float32 master copy of the model, loaded on first use."""
+        if self._vgg is None:
+            self.load()
+        assert self._vgg is not None
+        return self._vgg
+
+    @property
+    def loaded(self) -> bool:
+        return self._vgg is not None
+
+    def load(self) -> None:
+        """Load the weights onto the device (InputError if they cannot be used)."""
+        self._vgg = load_vgg19(self.weights).to(self.device).eval()
+
+    def unload(self) -> None:
+        """Free the model, its variants and the style cache (an idle server's memory); the next
+        use loads it again."""
+        self._vgg = None
+        self._vgg_variants.clear()
+        self._style_cache.clear()
+        release_memory(self.device)
 
     def style_cache_info(self) -> dict[str, int]:
         return dict(self._cache_stats, size=len(self._style_cache))

@@ -65,10 +65,14 @@ class Limits:
 
 
 class Server:
-    def __init__(self, stylizer, endpoint=protocol.DEFAULT_ENDPOINT, limits=Limits()):
+    def __init__(self, stylizer, endpoint, limits, unload_after):
         """Listen on `endpoint` (tcp://HOST:PORT; the caller decides whether HOST may be other
-        than loopback). OSError if that address cannot be had (e.g. in use)."""
+        than loopback). OSError if that address cannot be had (e.g. in use). The worker loads
+        the model in the background (pings are answered meanwhile) and frees it after
+        `unload_after` s without a job."""
         self.stylizer, self.endpoint, self.limits = stylizer, endpoint, limits
+        self.unload_after = unload_after
+        self.failure: str | None = None  # why the server stopped on its own (unusable weights)
         self.jobs = JobQueue(limits.max_queue)
         self._outbox: queue.Queue[Outgoing | QueueMoved] = queue.Queue()  # from the worker
         self._stopping = threading.Event()
@@ -259,7 +263,7 @@ class Server:
             dtype=str(self.stylizer.profile.dtype).replace("torch.", ""),
             weights=self.stylizer.weights, working_size=self.stylizer.profile.working_size,
             presets=list(nst_settings.PRESETS), default_preset=nst_settings.DEFAULT_PRESET,
-            pid=os.getpid(), queue_length=len(self.jobs.waiting()),
+            pid=os.getpid(), model_loaded=self.stylizer.loaded, queue_length=len(self.jobs.waiting()),
             busy=self.jobs.running is not None, clients=self._gate.connections,
             style_cache=self.stylizer.style_cache_info(), limits=self.limits.as_dict())
 
@@ -284,15 +288,37 @@ class Server:
         wake = self._context.socket(zmq.PAIR)
         wake.connect(f"inproc://wake-{id(self)}")
         try:
+            if not self._load_model():
+                return
+            idle_since = time.monotonic()
             while not self._stopping.is_set():
                 job = self.jobs.take(timeout=0.5)
-                if job is not None:
-                    self._post(wake, QueueMoved())
-                    final = self._run(job, wake)
-                    self.jobs.finish()  # before the client hears the end: `info` agrees with it
-                    self._post(wake, Outgoing(job.client, final))
+                if job is None:
+                    if self.stylizer.loaded and time.monotonic() - idle_since > self.unload_after:
+                        self.stylizer.unload()
+                        log.info("model freed after %.0f s without a job", self.unload_after)
+                    continue
+                self._post(wake, QueueMoved())
+                final = self._run(job, wake)
+                self.jobs.finish()  # before the client hears the end: `info` agrees with it
+                self._post(wake, Outgoing(job.client, final))
+                idle_since = time.monotonic()
         finally:
             wake.close()
+
+    def _load_model(self):
+        """Load the model now, while the loop already answers; stop the server if it cannot."""
+        if self.stylizer.loaded:
+            return True
+        try:
+            self.stylizer.load()
+        except InputError as exc:
+            self.failure = str(exc)
+            log.error("cannot load the model: %s", exc)
+            self.stop()
+            return False
+        log.info("model loaded")
+        return True
 
     def _run(self, job, wake):
         """Run one job; return the message that ends its stream."""

@@ -33,6 +33,8 @@ SERVE_OPTIONS: list[tuple[str, Any, Any, str]] = [
      "largest job: working-size pixels x iterations"),
     ("--max-clients", int, protocol.DEFAULT_MAX_CLIENTS, "connections at once"),
     ("--job-timeout", float, protocol.JOB_TIMEOUT, "seconds without a heartbeat before a job is dropped"),
+    ("--unload-after", float, 1800.0, "seconds without a job before the model is freed (an idle "
+     "server's memory; the next job loads it again)"),
 ]
 
 
@@ -96,12 +98,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(args.log_file)
     try:
-        stylizer = Stylizer(weights=args.weights, device=args.device)
+        stylizer = Stylizer(weights=args.weights, device=args.device, load=False)
         server = Server(stylizer, args.endpoint, Limits(
             max_pixels=args.max_pixels, max_message_bytes=args.max_message_bytes,
             max_queue=args.max_queue, job_timeout=args.job_timeout,
             max_jobs_per_client=args.max_jobs_per_client, max_cost=args.max_cost,
-            max_clients=args.max_clients))
+            max_clients=args.max_clients), unload_after=args.unload_after)
     except InputError as exc:
         print(f"nst-server: error: {exc}", file=sys.stderr)
         return 2
@@ -115,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     server.serve_forever()
+    if server.failure:
+        print(f"nst-server: error: {server.failure}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -133,7 +133,8 @@ def _load_state(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not a state dict
-        raise InputError(f"weights file {path}: not a loadable state dict ({exc})") from None
+        raise InputError(f"weights file {path}: not a loadable state dict "
+                         f"({type(exc).__name__})") from None  # torch's text runs to pages
     if not isinstance(state, dict):
         raise InputError(f"weights file {path}: holds a {type(state).__name__}, not a state dict")
     return state

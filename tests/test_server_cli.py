@@ -165,3 +165,33 @@ def test_dead_endpoint_is_reported_within_the_reply_timeout():
                            free_endpoint()], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert time.monotonic() - start < protocol.REPLY_TIMEOUT + 3
+
+
+def test_an_idle_server_frees_its_model_and_reloads_it_for_the_next_job(start_server, style_png):
+    """The model loads in the background after the server answers, is freed after
+    --unload-after seconds without a job (the process shrinks), and a job loads it again."""
+    import psutil
+    server = start_server("--unload-after", "2")
+    client, process = server.client(), psutil.Process(server.process.pid)
+    deadline = time.monotonic() + 60
+    while not client.info()["model_loaded"]:
+        assert time.monotonic() < deadline, "the model never loaded"
+        time.sleep(0.1)
+    loaded = process.memory_info().rss
+    time.sleep(2 + 1.5)
+    assert client.info()["model_loaded"] is False
+    freed = loaded - process.memory_info().rss
+    pixels = client.stylize(bytes(64 * 48 * 3), 64, 48, 3, style_png,
+                            {"preset": "fast", "size": 64, "iterations": 2})
+    assert len(pixels) == 64 * 48 * 3 and client.info()["model_loaded"]
+    print(f"\nmodel freed: RSS {loaded / 2**20:.0f} MiB -> {(loaded - freed) / 2**20:.0f} MiB")
+    assert freed > 50 * 2**20  # VGG19 up to relu5_1 in float32: ~80 MB of weights
+
+
+def test_unusable_weights_stop_the_server_with_the_reason(user_env, tmp_path):
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"not a state dict")
+    code, out = nst_server(user_env, "run", "--weights", str(bad))
+    assert code == 2 and f"weights file {bad}: not a loadable state dict" in out
+    code, out = nst_server(user_env, "start", "--weights", str(bad))
+    assert code == 1 and "not a loadable state dict" in out and "started" not in out

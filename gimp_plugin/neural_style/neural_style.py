@@ -24,7 +24,7 @@ import nst_settings  # noqa: E402
 
 PROCEDURE = "python-fu-neural-style"
 CONFIG_FILE = os.path.join(HERE, "config.json")    # written by install.py
-START_TIMEOUT = 150.0   # above `nst-server start`'s own bound (120 s), so its message wins
+START_WAIT = nst_launch.START_TIMEOUT + 30  # above `nst-server start`'s own bound: its reason wins
 RW = GObject.ParamFlags.READWRITE
 
 
@@ -62,7 +62,7 @@ def start_installed_server(client, config):
         raise PluginError(how_to_start(endpoint, config))
     Gimp.progress_set_text("Neural Style: starting the server…")
     try:
-        done = subprocess.run([*command, "start", "--endpoint", endpoint], timeout=START_TIMEOUT,
+        done = subprocess.run([*command, "start", "--endpoint", endpoint], timeout=START_WAIT,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               **nst_launch.command_options(sys.platform))
     except (OSError, subprocess.SubprocessError) as exc:

@@ -8,6 +8,7 @@ DETACHED_PROCESS = 0x00000008
 CREATE_NEW_PROCESS_GROUP = 0x00000200
 CREATE_NO_WINDOW = 0x08000000
 FLATPAK_MARKER = "/.flatpak-info"  # present inside every Flatpak sandbox
+START_TIMEOUT = 120.0  # s `nst-server start` waits for a new server's model (torch import + load)
 
 
 def in_flatpak(marker: str = FLATPAK_MARKER) -> bool:
