@@ -11,7 +11,9 @@ What it does (idempotent; --dry-run prints it without doing it):
   2. the plug-in folder copied into GIMP 3's user plug-ins folder(s) (found for Linux, Flatpak,
      Windows, macOS; --gimp-dir to give one), with a config.json naming the server command and
      endpoint, which the plug-in reads;
-  3. a short offline demo stylization (skip with --no-demo).
+  3. with --autostart, the server started at log-in (a systemd user unit on Linux, a LaunchAgent
+     on macOS, a hidden Startup entry on Windows), and now;
+  4. a short offline demo stylization (skip with --no-demo).
 
 The plug-in is standard-library Python only (it speaks ZeroMQ's wire protocol itself), so it runs
 in whatever Python GIMP bundles: nothing compiled is installed for GIMP.
@@ -22,6 +24,7 @@ import json
 import os
 import plistlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent
 sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin")]
 from neural_style.nst_protocol import DEFAULT_ENDPOINT  # noqa: E402  (both: standard library only)
-from nst_server.user_dirs import data_dir  # noqa: E402
+from nst_server.user_dirs import data_dir, state_dir  # noqa: E402
 
 PLUGIN_SOURCE = REPO / "gimp_plugin" / "neural_style"
 PLUGIN_NAME = "neural_style"
@@ -39,6 +42,7 @@ CONFIG = "config.json"  # in the plug-in folder, beside the .py files
 # "darwin"; the tests simulate each system's folders with it and with HOME, APPDATA, ...).
 SYSTEM = os.environ.get("NST_INSTALL_SYSTEM") or sys.platform
 IS_WINDOWS = SYSTEM == "win32"
+AUTOSTART_LABEL = "org.neural-style-gimp.nst-server"
 NEWEST_KNOWN = "3.2"  # installed for when no GIMP 3 is found and none has run yet
 VERSION = re.compile(r"\b3\.(\d+)")
 
@@ -161,8 +165,10 @@ class Installer:
         dirs = [Path(self.args.gimp_dir).expanduser()] if self.args.gimp_dir else find_plugin_dirs()
         print("GIMP 3 plug-in folder(s): " + ", ".join(map(str, dirs)))
         written = {str(d / PLUGIN_NAME): self.install_plugin(d) for d in dirs}
+        autostart = self.install_autostart() if self.args.autostart else recorded("autostart")
         if not self.args.dry_run:
-            record(venv=str(self.venv), created_venv=self.created_venv, plugins=written)
+            record(venv=str(self.venv), created_venv=self.created_venv, plugins=written,
+                   autostart=autostart)
         if not self.args.no_demo:
             self.run_demo()
         print("Done. Open GIMP 3: Filters > Artistic > Neural Style...")
@@ -210,6 +216,22 @@ class Installer:
         note = "set" if old is None else "kept" if old == endpoint else f"changed from {old}"
         print(f"{path}: endpoint {endpoint} ({note}), server {command[0]}")
 
+    def install_autostart(self):
+        """Write this system's log-in entry for the server and enable it; returns its path."""
+        command = [str(venv_bin(self.venv, "nst-server"))]
+        endpoint = self.args.endpoint or DEFAULT_ENDPOINT
+        path, content, enable = autostart_entry(command, endpoint)
+        if not self.step(f"start the server at log-in: {path}"):
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        if enable and shutil.which(enable[0]):
+            done = subprocess.run(enable, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"autostart: '{' '.join(enable)}' failed ({done.stderr.strip()[:200]}); "
+                      "it takes effect at your next log-in")
+        return str(path)
+
     def run_demo(self):
         out = Path.cwd() / "neural-style-demo.png"
         if self.step(f"run an offline demo stylization into {out}"):
@@ -225,13 +247,51 @@ def installed_files(target):
         return []
 
 
+def autostart_entry(command, endpoint):
+    """(file, its text, the command that enables it now or None) that starts the server at log-in
+    on this system. Linux's and macOS's service managers run it in the foreground; Windows runs a
+    hidden `nst-server start` (no console window)."""
+    home, log = Path.home(), state_dir() / "nst-server.log"
+    run = [*command, "run", "--endpoint", endpoint, "--log-file", str(log)]
+    if IS_WINDOWS:
+        startup = Path(os.environ.get("APPDATA", home / "AppData" / "Roaming"))
+        path = startup / "Microsoft" / "Windows" / "Start Menu" / "Programs" / "Startup" / "nst-server.vbs"
+        line = f'""{command[0]}"" start --endpoint {endpoint}'  # "" is a quote inside VBScript
+        return path, f'CreateObject("WScript.Shell").Run "{line}", 0, False\r\n', None
+    if SYSTEM == "darwin":
+        path = home / "Library" / "LaunchAgents" / f"{AUTOSTART_LABEL}.plist"
+        agent = {"Label": AUTOSTART_LABEL, "ProgramArguments": run, "RunAtLoad": True,
+                 "KeepAlive": {"SuccessfulExit": False}}
+        return path, plistlib.dumps(agent).decode(), ["launchctl", "load", "-w", str(path)]
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    path = config / "systemd" / "user" / "nst-server.service"
+    unit = ("[Unit]\nDescription=Neural Style for GIMP server\n\n[Service]\n"
+            f"ExecStart={' '.join(shlex.quote(part) for part in run)}\nRestart=on-failure\n\n"
+            "[Install]\nWantedBy=default.target\n")
+    return path, unit, ["systemctl", "--user", "enable", "--now", "nst-server.service"]
+
+
+def disable_autostart(path, dry_run):
+    """Undo autostart_entry: stop and disable the service, then remove its file."""
+    path = Path(path)
+    disable = {".service": ["systemctl", "--user", "disable", "--now", path.name],
+               ".plist": ["launchctl", "unload", "-w", str(path)]}.get(path.suffix)
+    if disable and shutil.which(disable[0]) and not dry_run:
+        subprocess.run(disable, capture_output=True)
+    remove([path], dry_run)
+
+
+def recorded(key):
+    """What the last installation recorded under `key`, or None."""
+    try:
+        return json.loads(MANIFEST.read_text()).get(key)
+    except (OSError, ValueError):
+        return None
+
+
 def previously_created(venv):
     """Whether an earlier run of this installer made `venv` (so --uninstall removes it)."""
-    try:
-        installed = json.loads(MANIFEST.read_text())
-    except (OSError, ValueError):
-        return False
-    return installed.get("created_venv") and Path(installed.get("venv", "")) == Path(venv)
+    return bool(recorded("created_venv")) and Path(recorded("venv") or "") == Path(venv)
 
 
 def record(**facts):
@@ -310,6 +370,8 @@ def uninstall(args):
             print(f"kept {folder}: it holds files install.py did not put there ({', '.join(left)})")
         elif Path(folder).exists():
             remove([Path(folder)], args.dry_run)
+    if installed.get("autostart"):
+        disable_autostart(installed["autostart"], args.dry_run)
     if installed["created_venv"]:
         remove([Path(installed["venv"])], args.dry_run)
     if not args.dry_run:
@@ -336,6 +398,8 @@ def main(argv=None):
     parser.add_argument("--endpoint", help=f"server endpoint to record (default {DEFAULT_ENDPOINT}); "
                         "with --check, the one to try (default: the recorded one)")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo stylization")
+    parser.add_argument("--autostart", action="store_true", help="start the server at log-in "
+                        "(systemd user unit, LaunchAgent, or Startup entry; --uninstall removes it)")
     parser.add_argument("--check", action="store_true", help="diagnose the installation")
     parser.add_argument("--uninstall", action="store_true", help="remove what was installed")
     parser.add_argument("--dry-run", action="store_true", help="print what would be done")

@@ -286,3 +286,45 @@ def test_uninstall_removes_every_copy_gimp_carried_forward_and_nothing_else(tmp_
     assert code == 0, out
     assert not list(gimp.rglob("neural_style"))
     assert (gimp / "3.0/plug-ins/other-plugin").is_dir() and (gimp / "3.2/plug-ins/other-plugin").is_dir()
+
+
+AUTOSTART = [  # (system, the entry's place under HOME, the command that enables it, or None)
+    ("linux", ".config/systemd/user/nst-server.service", "systemctl --user enable --now nst-server.service"),
+    ("darwin", "Library/LaunchAgents/org.neural-style-gimp.nst-server.plist", "launchctl load -w"),
+    ("win32", "AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Startup/nst-server.vbs", None),
+]
+
+
+@pytest.mark.parametrize("system, place, enable", AUTOSTART, ids=[a[0] for a in AUTOSTART])
+def test_autostart_entry_per_system_and_uninstall_removes_it(tmp_path, system, place, enable):
+    """--autostart writes the system's log-in entry for the server (with the installed command and
+    the endpoint), enables it now where a service manager exists, and --uninstall disables and
+    removes it. The service managers are stand-ins that record how they were called."""
+    env = simulated(tmp_path, system, [], [])
+    home, calls = Path(env["HOME"]), tmp_path / "calls.txt"
+    for manager in ("systemctl", "launchctl"):
+        fake = home / "bin" / manager
+        fake.parent.mkdir(parents=True, exist_ok=True)
+        fake.write_text(f'#!/bin/sh\necho "{manager} $*" >> {calls}\n')
+        fake.chmod(0o755)
+    venv = Path(sys.prefix)
+    if system == "win32":
+        venv = tmp_path / "venv"
+        (venv / "Scripts").mkdir(parents=True)
+        (venv / "Scripts" / "nst-server.exe").write_bytes(b"MZ")
+    server = venv / ("Scripts/nst-server.exe" if system == "win32" else "bin/nst-server")
+    code, out = run_install(env, "--venv", str(venv), "--no-demo", "--autostart",
+                            "--endpoint", "tcp://127.0.0.1:5600")
+    assert code == 0, out
+    entry = (home / place).read_text()
+    assert str(server) in entry and "tcp://127.0.0.1:5600" in entry
+    if system == "win32":
+        assert "start --endpoint" in entry and entry.rstrip().endswith(", 0, False")  # hidden
+    else:
+        assert "run" in entry and "--log-file" in entry
+    said = calls.read_text() if calls.exists() else ""
+    assert (enable in said) if enable else said == ""
+    code, out = run_install(env, "--uninstall")
+    assert code == 0 and not (home / place).exists()
+    if enable:
+        assert ("disable --now" if system == "linux" else "launchctl unload -w") in calls.read_text()
