@@ -1,8 +1,9 @@
 """The one place where the device is chosen and device-specific settings are decided.
 
 The optimization code is the same on every device; only these settings differ:
-- dtype of the convolutions: bfloat16 where the hardware runs it natively (CUDA Ampere+, CPUs with
-  AVX512-BF16/AMX), float32 elsewhere. Not float16: with the Caffe weights' 0-255 input, VGG19's
+- dtype of the convolutions: bfloat16 where it runs natively and pays (CUDA Ampere+; on a CPU with
+  AVX512-BF16/AMX only if it measures clearly faster than float32 with the installed torch),
+  float32 elsewhere. Not float16: with the Caffe weights' 0-255 input, VGG19's
   pre-ReLU activations reach ~2.4e4 on ordinary photos (measured), too close to float16's 65504
   for an optimizer that pushes contrast. Grams and losses always stay float32.
 - channels-last memory layout where it speeds convolutions up.
@@ -11,8 +12,10 @@ The optimization code is the same on every device; only these settings differ:
 """
 import ctypes
 import ctypes.util
+import functools
 import gc
 import sys
+import time
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +24,7 @@ from .errors import InputError
 
 CPU_WORKING_SIZE = 512
 GPU_WORKING_SIZE = 1024
+BF16_MARGIN = 1.3  # bf16 must be this much faster to be chosen: its results differ a little
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,36 @@ def profile_for(device):
         return DeviceProfile(device, dtype, True, GPU_WORKING_SIZE)
     if device.type == "mps":
         return DeviceProfile(device, torch.float32, False, GPU_WORKING_SIZE)
-    bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    # Measured here (AVX512-BF16, 2 cores): bf16 runs VGG19 2.3x faster than fp32; channels-last
-    # helps fp32 (~15%) but not bf16.
+    bf16 = cpu_bf16_pays()
+    # Channels-last helps float32 convolutions on a CPU (~15 % here), not bfloat16 ones.
     return DeviceProfile(device, torch.bfloat16 if bf16 else torch.float32, not bf16,
                          CPU_WORKING_SIZE)
+
+
+@functools.cache
+def cpu_bf16_pays() -> bool:
+    """Whether bfloat16 convolutions run clearly faster than float32 on this CPU with the torch
+    installed: measured once per process (~0.5 s), not assumed. On this project's AVX512-BF16
+    machine, VGG19 forward + backward ran 2.3x faster in bf16 with torch 2.14.1, and 3.4x slower
+    with torch 2.15.0."""
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False
+    return _block_seconds(torch.bfloat16) * BF16_MARGIN < _block_seconds(torch.float32)
+
+
+def _block_seconds(dtype: torch.dtype) -> float:
+    """Best of 4 forward + backward passes of VGG19's first layers at 128 px, in `dtype`."""
+    block = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3, padding=1),
+        torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Conv2d(64, 128, 3, padding=1),
+        torch.nn.ReLU()).to(dtype)
+    x = torch.randn(1, 3, 128, 128, dtype=dtype, requires_grad=True)
+    best = float("inf")
+    for _ in range(4):
+        start = time.perf_counter()
+        block(x).float().sum().backward()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def release_memory(device: torch.device) -> None:
