@@ -241,10 +241,7 @@ class Installer:
 
 def installed_files(target):
     """What an earlier run of this installer wrote into the plug-in folder `target`."""
-    try:
-        return json.loads(MANIFEST.read_text())["plugins"].get(str(target), [])
-    except (OSError, ValueError, KeyError, AttributeError):
-        return []
+    return (recorded("plugins") or {}).get(str(target), [])
 
 
 def autostart_entry(command, endpoint):

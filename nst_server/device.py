@@ -70,7 +70,7 @@ def profile_for(device):
 @functools.cache
 def cpu_bf16_pays() -> bool:
     """Whether bfloat16 convolutions run clearly faster than float32 on this CPU with the torch
-    installed: measured once per process (~0.5 s), not assumed. On this project's AVX512-BF16
+    installed: measured once per process (~0.7 s here), not assumed. On this project's AVX512-BF16
     machine, VGG19 forward + backward ran 2.3x faster in bf16 with torch 2.14.1, and 3.4x slower
     with torch 2.15.0."""
     if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
