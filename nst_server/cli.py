@@ -129,7 +129,7 @@ def _run(args, content, style, settings):
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr: [#####.....] 60/120 12.3 s."""
+    """A one-line progress bar of the work done on stderr: [#####.....] 45 % 12.3 s, ~15 s left."""
 
     WIDTH = 30
 
@@ -137,13 +137,13 @@ class ProgressBar:
         self.stream, self.start = stream, time.perf_counter()
 
     def __call__(self, progress):
-        self.update(progress.iteration, progress.total)
+        self.update(progress.fraction, progress.remaining)
 
-    def update(self, iteration, total):
-        filled = self.WIDTH * iteration // max(total, 1)
+    def update(self, fraction, remaining):
+        filled = round(self.WIDTH * fraction)
         elapsed = time.perf_counter() - self.start
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] "
-                          f"{iteration}/{total} {elapsed:5.1f} s")
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%} "
+                          f"{elapsed:5.1f} s, ~{remaining:.0f} s left ")
         self.stream.flush()
 
     def close(self):

@@ -7,8 +7,12 @@ The optimization code is the same on every device; only these settings differ:
   pre-ReLU activations reach ~2.4e4 on ordinary photos (measured), too close to float16's 65504
   for an optimizer that pushes contrast. Grams and losses always stay float32.
 - channels-last memory layout where it speeds convolutions up.
-- the default working size (longest side the optimization runs at): what a default run finishes
-  in well under a minute — 512 px on a CPU, 1024 px on a GPU.
+- the default working size (longest side the coarse scales run at): 512 px on a CPU, 1024 px on
+  a GPU; and how far `resolution: auto` goes above it (plans.py): to the layer's own size on a
+  GPU, to DETAIL_SIDE_CPU on a CPU (benchmarks/bench_resolution.py: one level above the
+  working size is what a 2-core CPU adds in a few minutes).
+- memory: the largest block the VGG processes at once (objective.py) and the optimizer's
+  history, from the memory free on the device.
 """
 import ctypes
 import ctypes.util
@@ -18,13 +22,23 @@ import sys
 import time
 from dataclasses import dataclass
 
+import psutil
 import torch
 
 from .errors import InputError
 
 CPU_WORKING_SIZE = 512
 GPU_WORKING_SIZE = 1024
+DETAIL_SIDE_CPU = 1024
 BF16_MARGIN = 1.3  # bf16 must be this much faster to be chosen: its results differ a little
+# Peak bytes per input pixel of a VGG19 forward + backward to relu5_1, measured (benchmarks/
+# bench_resolution.py): float32 on a CPU, bfloat16 activations on a GPU.
+BLOCK_BYTES_PER_PIXEL = {torch.float32: 3000, torch.bfloat16: 1800}
+BLOCK_SHARE = 0.25  # of the free memory, what a block's pass may use; and L-BFGS's history
+# Caps on both: larger blocks only save halo work, and a 24-MP layer must fit a consumer GPU
+# (measured on an H100: 5.8 GB at the GPU cap).
+BLOCK_BYTES_MAX = {"cpu": 2 << 30, "gpu": 4 << 30}
+OPTIMIZER_BYTES_MAX = 3 << 29
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,23 @@ class DeviceProfile:
     dtype: torch.dtype
     channels_last: bool
     working_size: int
+    detail_side: int | None  # how far `resolution: auto` goes; None: the layer's own size
+    block_pixels: int        # the largest padded block one VGG pass may take
+    optimizer_bytes: int     # what L-BFGS's history may hold
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes the device has free now: GPU memory, or the system's available RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return psutil.virtual_memory().available
+
+
+def memory_plan(device: torch.device, dtype: torch.dtype) -> tuple[int, int]:
+    """(block_pixels, optimizer_bytes) from the device's free memory."""
+    share = int(free_memory(device) * BLOCK_SHARE)
+    block_bytes = min(BLOCK_BYTES_MAX["cpu" if device.type == "cpu" else "gpu"], share)
+    return block_bytes // BLOCK_BYTES_PER_PIXEL[dtype], min(OPTIMIZER_BYTES_MAX, share)
 
 
 def select_device(name=None):
@@ -58,13 +89,15 @@ def profile_for(device):
     """The device-specific settings for `device` (see the module docstring)."""
     if device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-        return DeviceProfile(device, dtype, True, GPU_WORKING_SIZE)
+        return DeviceProfile(device, dtype, True, GPU_WORKING_SIZE, None,
+                             *memory_plan(device, dtype))
     if device.type == "mps":
-        return DeviceProfile(device, torch.float32, False, GPU_WORKING_SIZE)
-    bf16 = cpu_bf16_pays()
+        return DeviceProfile(device, torch.float32, False, GPU_WORKING_SIZE, None,
+                             *memory_plan(device, torch.float32))
+    dtype = torch.bfloat16 if cpu_bf16_pays() else torch.float32
     # Channels-last helps float32 convolutions on a CPU (~15 % here), not bfloat16 ones.
-    return DeviceProfile(device, torch.bfloat16 if bf16 else torch.float32, not bf16,
-                         CPU_WORKING_SIZE)
+    return DeviceProfile(device, dtype, dtype == torch.float32, CPU_WORKING_SIZE,
+                         DETAIL_SIDE_CPU, *memory_plan(device, dtype))
 
 
 @functools.cache

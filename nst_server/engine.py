@@ -4,8 +4,10 @@
     result = stylizer.stylize(content, style, {"preset": "balanced"},
                               on_progress=print, should_stop=lambda: False)
 
-The image is optimized in ImageNet-normalized RGB space at a working size (coarse to fine over
-the preset's scales), then resampled back to the content's size; alpha is re-attached unchanged.
+The image is optimized in ImageNet-normalized RGB space, coarse to fine over the run's plan
+(plans.py: the preset's scales over the working size, then detail scales up to the layer's own
+size where the device or the user asks for it), then resampled to the content's size if the
+finest level is smaller; alpha is re-attached unchanged.
 """
 import copy
 import time
@@ -21,16 +23,15 @@ from PIL import Image
 
 from .device import profile_for, release_memory, select_device
 from .errors import Stopped
-from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
+from .images import (ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
                      match_luminance, recolor, split_alpha, to_pil, to_tensor)
-from .losses import content_loss, gram, style_loss, tv_loss
-from .presets import Preset, Run, Scales, resolve
+from .objective import ByLayer, Objective, Weights, features_by_block, grams_by_block, split
+from .plans import Level, plan
+from .presets import Preset, Run, resolve
 from .vgg import VGG19Features, denormalize, load_vgg19, normalize
 
 STYLE_CACHE_ENTRIES = 16  # each holds five ByLayer, at most ~2.7 MB
-
-
-ByLayer = dict[str, torch.Tensor]  # activations or Grams, by layer name
+PREVIEW_SIDE = 1024       # previews are for a screen, whatever the image's size
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,11 @@ class Progress:
     iteration: int
     total: int
     elapsed: float                      # seconds since the optimization started
+    fraction: float                     # of the run's work done (0..1), see WorkClock
+    remaining: float                    # estimated seconds left
     losses: dict[str, float]            # "content", "style", "tv", "total" (weighted sum)
-    preview: Callable[[], Image.Image]  # the current result at the working size, as PIL RGB
+    preview: Callable[[], Image.Image]  # the current result, bounded to PREVIEW_SIDE, as PIL RGB;
+    #                                     call it during the callback: the image moves on after
 
 
 class Stylizer:
@@ -106,44 +110,54 @@ class Stylizer:
     def _optimize(self, content: Image.Image, style: Image.Image, run: Run,
                   on_progress: Callable[[Progress], None] | None,
                   should_stop: Callable[[], bool] | None) -> Image.Image:
-        """Coarse to fine over the preset's scales; return the working-size result."""
+        """Coarse to fine over the run's plan; return the finest level's result."""
         vgg = self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype)
         colour_source = content
         if run.preserve_colors:
             content = luminance_rgb(content)
-        full = fit_size(content.width, content.height, run.size)
+        levels = plan(run, content.size, self.profile)
+        clock = WorkClock(levels)
         style_key = image_digest(style)
-        start, done, x = time.perf_counter(), 0, None
-        for fraction, steps in iteration_schedule(run.preset.scales, run.iterations):
-            shape = (max(MIN_SIDE, round(full[0] * fraction)), max(MIN_SIDE, round(full[1] * fraction)))
-            target = self._model_input(content, shape)
-            objective = Objective(vgg, run, self._content_features(target, run.preset, vgg),
-                                  self._style_grams(style, style_key, shape, run.preset, vgg))
+        iteration, x = 0, None
+        for level in levels:
+            target = self._model_input(content, level.size)
+            objective = Objective(vgg, weights_of(run),
+                                  self._content_features(target, run, vgg, level),
+                                  self._style_grams(style, style_key, level, run, vgg),
+                                  list(level.blocks))
             x = self._initial(target, x, run)
-            optimizer = make_optimizer(run.preset, x)
-            for _ in range(steps):
+            del target
+            optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes)
+            for _ in range(level.iterations):
                 if should_stop is not None and should_stop():
                     raise Stopped("stopped on request")
-                losses = objective.step(optimizer, x)
-                done += 1
+                losses = objective.step(optimizer, x, run.preset.clamp)
+                iteration += 1
+                clock.advance(level)
                 if on_progress is not None:
-                    preview = partial(self._preview, x.detach().clone(), colour_source, run)
-                    on_progress(Progress(done, run.iterations, time.perf_counter() - start, losses,
-                                         preview))
+                    preview = partial(self._preview, x.detach(), colour_source, run)
+                    on_progress(Progress(iteration, clock.iterations, clock.elapsed, clock.fraction,
+                                         clock.remaining, losses, preview))
+            del optimizer, objective
+        assert x is not None
         return to_pil(denormalize(x))
 
     @staticmethod
     def _preview(x: torch.Tensor, content: Image.Image, run: Run) -> Image.Image:
-        """The current image as the user will get it (colour recombined), at the working size."""
+        """The current image as the user will get it (colour recombined), its longest side at
+        most PREVIEW_SIDE."""
+        side = max(x.shape[-2:])
+        if side > PREVIEW_SIDE:
+            x = F.interpolate(x, scale_factor=PREVIEW_SIDE / side, mode="area")
         image = to_pil(denormalize(x))
         if run.preserve_colors:
             image = recolor(image, content.resize(image.size, Image.Resampling.LANCZOS))
         return image
 
     @staticmethod
-    def _content_features(target: torch.Tensor, preset: Preset, vgg: VGG19Features) -> ByLayer:
-        with torch.no_grad():
-            return {n: f.float() for n, f in vgg(target, list(preset.content_layers)).items()}
+    def _content_features(target: torch.Tensor, run: Run, vgg: VGG19Features,
+                          level: Level) -> ByLayer:
+        return features_by_block(vgg, target, list(run.preset.content_layers), list(level.blocks))
 
     def _initial(self, target: torch.Tensor, previous: torch.Tensor | None, run: Run) -> torch.Tensor:
         """Content (or seeded noise) at the first scale; the upsampled result at later ones."""
@@ -158,19 +172,21 @@ class Stylizer:
             x = target.clone()
         return x.requires_grad_(True)
 
-    def _style_grams(self, style: Image.Image, style_key: str, shape: tuple[int, int],
-                     preset: Preset, vgg: VGG19Features) -> ByLayer:
-        """Style ByLayer at the size matching `shape`, from the bounded LRU cache when possible."""
-        size = shape if preset.style_shape == "content" else fit_size(*style.size, max(shape))
-        key = (style_key, size, tuple(preset.style_layers), vgg.dtype)
+    def _style_grams(self, style: Image.Image, style_key: str, level: Level, run: Run,
+                     vgg: VGG19Features) -> ByLayer:
+        """The style's Grams at the size matching `shape` (never above the painting's own: a
+        detail scale larger than the painting matches its strokes at their own resolution), from
+        the bounded LRU cache when possible."""
+        shape, layers = level.size, list(run.preset.style_layers)
+        size = shape if run.preset.style_shape == "content" else fit_size(*style.size, max(shape))
+        key = (style_key, size, tuple(layers), vgg.dtype)
         if key in self._style_cache:
             self._cache_stats["hits"] += 1
             self._style_cache.move_to_end(key)
             return self._style_cache[key]
         self._cache_stats["misses"] += 1
-        with torch.no_grad():
-            feats = vgg(self._model_input(style, size), list(preset.style_layers))
-            grams = {name: gram(f) for name, f in feats.items()}
+        blocks = split(size[1], size[0], self.profile.block_pixels)
+        grams, _ = grams_by_block(vgg, self._model_input(style, size), layers, blocks)
         self._style_cache[key] = grams
         if len(self._style_cache) > STYLE_CACHE_ENTRIES:
             self._style_cache.popitem(last=False)
@@ -196,55 +212,49 @@ class Stylizer:
         return normalize(to_tensor(resized).to(self.device))
 
 
-class Objective:
-    """The loss of one scale: weighted content, style and total-variation terms."""
-
-    def __init__(self, vgg: VGG19Features, run: Run, content_features: ByLayer, style_grams: ByLayer):
-        self.vgg, self.run = vgg, run
-        self.content_features, self.style_grams = content_features, style_grams
-
-    def step(self, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> dict[str, float]:
-        """One optimizer iteration (one forward + backward); return the losses it saw."""
-        losses: dict[str, float] = {}
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            preset, run = self.run.preset, self.run
-            feats = self.vgg(x, run.layers)
-            terms = {"content": content_loss(feats, self.content_features, preset.content_layers),
-                     "style": style_loss(feats, self.style_grams, preset.style_layers,
-                                         preset.style_term),
-                     "tv": tv_loss(x)}
-            total = (run.content_weight * terms["content"] + run.style_weight * terms["style"]
-                     + run.tv_weight * terms["tv"])
-            total.backward()
-            losses.update({k: float(v.detach()) for k, v in terms.items()})
-            losses["total"] = float(total.detach())
-            return total
-
-        optimizer.step(closure)  # type: ignore[arg-type]  # torch's stub says float; Tensor works
-        if self.run.preset.clamp:
-            with torch.no_grad():  # stay a real image: clipping later would undo the style
-                x.copy_(normalize(denormalize(x).clamp(0, 1)))
-        return losses
+def weights_of(run: Run) -> Weights:
+    preset = run.preset
+    return Weights(run.content_weight, run.style_weight, run.tv_weight, preset.content_layers,
+                   preset.style_layers, preset.style_term)
 
 
-# -- the schedule and the optimizer ---------------------------------------------------------------
-
-def iteration_schedule(scales: Scales, iterations: int) -> list[tuple[float, int]]:
-    """Split `iterations` over the scales by their shares; the finest scale gets the remainder."""
-    counts = [int(iterations * share) for _, share in scales[:-1]]
-    counts.append(iterations - sum(counts))
-    return [(fraction, n) for (fraction, _), n in zip(scales, counts) if n > 0]
-
-
-def make_optimizer(preset: Preset, x: torch.Tensor) -> torch.optim.Optimizer:
+def make_optimizer(preset: Preset, x: torch.Tensor, memory: int) -> torch.optim.Optimizer:
+    """Adam or L-BFGS over `x`; L-BFGS keeps at most 50 steps of history, fewer where they would
+    not fit in `memory` bytes (a 24-MP image's step pair is 0.6 GB)."""
     if preset.optimizer == "adam":
         return torch.optim.Adam([x], lr=preset.lr)
+    pair = 2 * x.numel() * x.element_size()
     # One function evaluation per step and no line search, as in Gatys/Johnson's neural-style:
     # the step is the iteration the user sees and can cancel after.
-    return torch.optim.LBFGS([x], lr=preset.lr, max_iter=1, history_size=50,
+    return torch.optim.LBFGS([x], lr=preset.lr, max_iter=1, history_size=max(2, min(50, memory // pair)),
                              tolerance_grad=0.0, tolerance_change=0.0)
+
+
+class WorkClock:
+    """Progress as work done and time left: a detail scale's iteration costs many coarse ones,
+    so iterations alone would mislead (plans.Level.work)."""
+
+    def __init__(self, levels: list[Level]):
+        self.total = sum(level.work for level in levels)
+        self.iterations = sum(level.iterations for level in levels)
+        self.done = 0.0
+        self.start = time.perf_counter()
+
+    def advance(self, level: Level) -> None:
+        self.done += level.work / level.iterations
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total)
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left at the rate seen so far."""
+        return self.elapsed * (1 - self.fraction) / max(self.fraction, 1e-9)
 
 
 # -- the result ---------------------------------------------------------------------------------

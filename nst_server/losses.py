@@ -1,36 +1,52 @@
 """Loss terms of Gatys-style transfer. Grams and losses stay in float32 whatever dtype the
 convolutions ran in: half-precision Grams overflow or lose the small differences that matter."""
+from collections.abc import Mapping
+from typing import Literal
+
 import torch
 
-
-def gram(features):
-    """Gram matrix [b, c, c] of features [b, c, h, w], normalized by c*h*w."""
-    b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w).float()
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+StyleTerm = Literal["normalized", "paper"]
 
 
-def content_loss(features, targets, weights):
-    """Weighted mean squared feature difference over the content layers."""
-    return sum(w * torch.mean((features[n].float() - targets[n]) ** 2) for n, w in weights.items())
+def gram_sum(features: torch.Tensor) -> torch.Tensor:
+    """F·Fᵀ [c, c] of features [1, c, h, w], unnormalized: sums over positions add up across
+    blocks of one image."""
+    _, c, h, w = features.shape
+    flat = features.reshape(c, h * w).float()
+    return flat @ flat.T
 
 
-def style_loss(features, target_grams, weights, term):
-    """Weighted Gram differences over the style layers.
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix [c, c] of features [1, c, h, w], normalized by c*h*w."""
+    _, c, h, w = features.shape
+    return gram_sum(features) / (c * h * w)
+
+
+def content_sum(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sum of squared feature differences (the mean over a whole image is this over its size)."""
+    return torch.sum((features.float() - targets.float()) ** 2)
+
+
+def style_loss(grams: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
+               weights: Mapping[str, float], term: StyleTerm,
+               positions: Mapping[str, int]) -> torch.Tensor:
+    """Weighted Gram differences over the style layers, from normalized Grams; `positions`: each
+    layer's h*w over the whole image.
 
     term "normalized": mean((G/chw - S/chw)^2), comparable across layers and image sizes.
     term "paper": the reference code's mean((G - S)^2) / (d*h*w) on unnormalized Grams, which is
     the normalized term times d*h*w.
     """
-    total = 0.0
+    total = torch.zeros(())
     for name, weight in weights.items():
-        _, c, h, w = features[name].shape
-        layer = torch.mean((gram(features[name]) - target_grams[name]) ** 2)
-        total = total + weight * (layer * (c * h * w) if term == "paper" else layer)
+        layer = torch.mean((grams[name] - target_grams[name]) ** 2)
+        if term == "paper":
+            layer = layer * grams[name].shape[0] * positions[name]
+        total = total.to(layer.device) + weight * layer
     return total
 
 
-def tv_loss(image):
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Total variation: mean squared difference of neighbouring pixels (smooths speckle)."""
     dx = image[:, :, :, 1:] - image[:, :, :, :-1]
     dy = image[:, :, 1:, :] - image[:, :, :-1, :]

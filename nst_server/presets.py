@@ -18,6 +18,7 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 
 Scales = tuple[tuple[float, float], ...]  # (fraction of the working size, share of the iterations)
+Resolution = Literal["auto", "full"]  # see nst_settings.KNOBS["resolution"] and plans.py
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Preset:
     # side the content's
     style_shape: Literal["content", "long side"] = "long side"
     scales: Scales = ((1.0, 1.0),)
+    # iterations of each detail scale above the working size (plans.py), finest last
+    detail_iterations: tuple[int, ...] = (50, 20, 10)
     size: int | None = None    # working size fixed by the recipe; None = the device's
     exact_fp32: bool = False   # True: float32 convolutions on every device, as published
     clamp: bool = True         # keep pixels in 0..1 after every step (the recipe does not)
@@ -63,12 +66,14 @@ PRESETS: dict[str, Preset] = {
 class Run:
     """A preset with the user's settings applied."""
     preset: Preset
-    size: int                  # working size: the longest side the finest scale runs at
+    size: int                  # working size: the longest side the preset's scales run at
+    fixed_size: bool           # the size was set by the user or the recipe: `auto` keeps to it
     iterations: int
     content_weight: float
     style_weight: float
     tv_weight: float
     preserve_colors: bool
+    resolution: Resolution
     init: Literal["content", "noise"]
     seed: int
 
@@ -93,8 +98,10 @@ def resolve(settings: Mapping[str, Any], device_working_size: int) -> Run:
     return Run(
         preset=preset,
         size=pick("size", preset.size or device_working_size),
+        fixed_size=knobs["size"] is not None or preset.size is not None,
         iterations=pick("iterations", preset.iterations),
         content_weight=pick("content_weight", preset.content_weight),
         style_weight=preset.style_weight * knobs["strength"],
         tv_weight=pick("tv_weight", preset.tv_weight),
-        preserve_colors=knobs["preserve_colors"], init=knobs["init"], seed=knobs["seed"])
+        preserve_colors=knobs["preserve_colors"], resolution=knobs["resolution"],
+        init=knobs["init"], seed=knobs["seed"])

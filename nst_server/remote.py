@@ -18,7 +18,7 @@ def stylize_remote(endpoint, content, style, settings, bar=None):
 
     def on_event(event: JobEvent) -> None:
         if bar is not None and event.kind is JobEventKind.PROGRESS:
-            bar.update(event.iteration or 0, event.total or 1)
+            bar.update(event.fraction or 0.0, event.remaining or 0.0)
 
     try:
         pixels = Client(endpoint).stylize(

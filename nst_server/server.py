@@ -27,8 +27,9 @@ from neural_style.nst_protocol import ProtocolError, field
 from . import __version__
 from .errors import InputError, Stopped
 from .gate import Gate
-from .images import MIN_SIDE, decode_image, fit_size
+from .images import MIN_SIDE, decode_image
 from .jobs import Job, JobQueue
+from .plans import plan
 from .presets import resolve
 from .throttle import RequestBudget, ThrottledLog
 
@@ -212,15 +213,16 @@ class Server:
         self._send(client, "accepted", job=job.id, token=job.token, position=position)
 
     def _check_cost(self, width, height, settings):
-        """Refuse a job whose working-size pixels x iterations exceed the ceiling."""
+        """Refuse a job whose plan (pixels x iterations over all its scales) exceeds the ceiling."""
         run = resolve(settings, self.stylizer.profile.working_size)
-        work_w, work_h = fit_size(width, height, run.size)
-        cost = work_w * work_h * run.iterations
+        levels = plan(run, (width, height), self.stylizer.profile)
+        cost = sum(level.work for level in levels)
         if cost > self.limits.max_cost:
-            raise ProtocolError(protocol.TOO_COSTLY, f"this job would take {work_w}x{work_h} px x "
-                                f"{run.iterations} iterations = {cost:.3g} pixel-iterations, over "
+            finest = "x".join(map(str, levels[-1].size))
+            raise ProtocolError(protocol.TOO_COSTLY, f"this job would take {cost:.3g} "
+                                f"pixel-iterations ({len(levels)} scales up to {finest} px), over "
                                 f"the server's limit of {self.limits.max_cost:.3g}: use a smaller "
-                                "working size or fewer iterations")
+                                "working size, fewer iterations or resolution auto")
 
     def _cancel(self, job, reason):
         """Stop a job: a waiting one leaves the queue now, a running one within one iteration."""
@@ -350,7 +352,8 @@ class Server:
     def _progress(self, wake, job, p):
         self._post(wake, Outgoing(job.client, protocol.encode(
             "progress", job=job.id, iteration=p.iteration, total=p.total,
-            elapsed=round(p.elapsed, 3), losses=p.losses)))
+            elapsed=round(p.elapsed, 3), fraction=round(p.fraction, 4),
+            remaining=round(p.remaining, 1), losses=p.losses)))
         if job.preview_every and p.iteration % job.preview_every == 0:
             image = p.preview()
             image.thumbnail((protocol.PREVIEW_SIDE, protocol.PREVIEW_SIDE))

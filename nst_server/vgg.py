@@ -46,6 +46,11 @@ def _channels(like, values):
     return like.new_tensor(values).view(1, 3, 1, 1)
 
 
+def layer_stride(name):
+    """Input pixels per activation step of a layer: block B has been pooled B-1 times."""
+    return 2 ** (int(name[len("relu"):].split("_")[0]) - 1)
+
+
 def layer_sequence():
     """Layer names in forward order: conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1, ..."""
     names = []

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_server.engine import Stylizer, iteration_schedule
+from nst_server.engine import Stylizer
+from nst_server.plans import iteration_schedule
 from nst_server.presets import resolve
 from nst_server.errors import InputError, Stopped
 from nst_server.images import decode_image

@@ -78,6 +78,10 @@ def test_progress_arrives_in_order_and_ends_with_the_result(server, style_png):
     assert [e.iteration for e in progress] == [1, 2, 3, 4, 5, 6]
     assert all(e.total == 6 for e in progress)
     assert [e.elapsed for e in progress] == sorted(e.elapsed for e in progress)
+    # progress counts work: the first iteration runs at half size, a quarter of a full one's
+    fractions = [e.fraction for e in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert fractions[0] < 0.5 / 6 and progress[-1].remaining == 0.0
     previews = [e for e in events if e.kind is JobEventKind.PREVIEW]
     assert [p.iteration for p in previews] == [3, 6]
     assert len(previews[0].pixels) == previews[0].width * previews[0].height * 3

@@ -176,8 +176,9 @@ def test_a_ruinous_job_is_refused_with_its_cost(server, style_png):
         server.client().stylize(big.tobytes(), 1200, 900, 3, style_png,
                                 {"size": 4096, "iterations": 10000})
     assert raised.value.code == protocol.TOO_COSTLY
-    assert "1200x900 px x 10000 iterations" in raised.value.message
-    assert "smaller working size or fewer iterations" in raised.value.message
+    # its plan: 3,000 iterations at 600x450 and 7,000 at 1200x900
+    assert "1.5e+10 pixel-iterations (2 scales up to 1200x900 px)" in raised.value.message
+    assert "smaller working size, fewer iterations" in raised.value.message
     info = server.client().info()
     assert info["limits"]["max_cost"] == protocol.DEFAULT_MAX_COST and not info["busy"]
 

@@ -101,17 +101,25 @@ def read_style(config):
 def settings_from(config):
     size = config.get_property("size")
     return {"preset": config.get_property("preset"), "strength": config.get_property("strength"),
-            "size": size or None, "preserve_colors": config.get_property("preserve-colors"),
+            "size": size or None, "resolution": config.get_property("resolution"),
+            "preserve_colors": config.get_property("preserve-colors"),
             "seed": config.get_property("seed")}
 
 
 def show_progress(event):
     kind = event.kind.value
     if kind == "progress":
-        Gimp.progress_set_text(f"Neural Style: {event.iteration}/{event.total}")
-        Gimp.progress_update(event.iteration / event.total)
+        Gimp.progress_set_text(f"Neural Style: {time_left(event.remaining)}")
+        Gimp.progress_update(event.fraction)
     elif kind in ("accepted", "queued") and event.position > 0:
         Gimp.progress_set_text(f"Neural Style: waiting ({event.position} job(s) ahead)")
+
+
+def time_left(seconds):
+    """Plain words for an estimate: "about 3 min left", "less than a minute left"."""
+    if seconds >= 90:
+        return f"about {round(seconds / 60)} min left"
+    return "less than a minute left" if seconds >= 20 else "almost done"
 
 
 def insert_result(image, source, pixels, pixel_format, name):
@@ -187,6 +195,9 @@ def run(procedure, run_mode, image, drawables, config, data):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
 
+RESOLUTION_LABELS = ("Automatic", "Full size (slow without a GPU)")
+
+
 def add_arguments(procedure):
     """The public scripting API: argument names are stable (docs: README)."""
     knobs = nst_settings.KNOBS
@@ -204,6 +215,11 @@ def add_arguments(procedure):
     size = knobs["size"]
     procedure.add_int_argument("size", "_Working size (0 = automatic)", size.help, 0, size.high,
                                0, RW)
+    resolutions = Gimp.Choice.new()
+    for index, (name, label) in enumerate(zip(nst_settings.RESOLUTIONS, RESOLUTION_LABELS)):
+        resolutions.add(name, index, label, "")
+    procedure.add_choice_argument("resolution", "_Resolution", knobs["resolution"].help,
+                                  resolutions, knobs["resolution"].default, RW)
     preserve = knobs["preserve_colors"]
     procedure.add_boolean_argument("preserve-colors", "Keep original _colors", preserve.help,
                                    preserve.default, RW)

@@ -55,7 +55,7 @@ class JobEventKind(Enum):
     """The messages of a job's stream, in the order they can come (docs/protocol.md)."""
     ACCEPTED = "accepted"   # position, token
     QUEUED = "queued"       # position: jobs ahead, while waiting
-    PROGRESS = "progress"   # iteration, total, elapsed, losses
+    PROGRESS = "progress"   # iteration, total, elapsed, fraction (of the work), remaining, losses
     PREVIEW = "preview"     # iteration, width, height, pixels (RGB, 8 bits)
     RESULT = "result"       # elapsed: the server's own time for the job (pixels are returned)
 
@@ -69,6 +69,8 @@ class JobEvent:
     iteration: int | None = None
     total: int | None = None
     elapsed: float | None = None
+    fraction: float | None = None   # PROGRESS: of the job's work done, 0..1
+    remaining: float | None = None  # PROGRESS: estimated seconds left
     losses: dict[str, float] = field(default_factory=dict)
     width: int | None = None
     height: int | None = None
@@ -81,7 +83,8 @@ class JobEvent:
         pixels = bytes(frames[0]) if kind is JobEventKind.PREVIEW and frames else b""
         return cls(kind, str(header.get("job", "")), header.get("position"),
                    header.get("iteration"), header.get("total"), header.get("elapsed"),
-                   header.get("losses") or {}, header.get("width"), header.get("height"), pixels,
+                   header.get("fraction"), header.get("remaining"), header.get("losses") or {},
+                   header.get("width"), header.get("height"), pixels,
                    str(header.get("token", "")))
 
 

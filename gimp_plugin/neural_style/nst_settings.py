@@ -10,6 +10,7 @@ import math
 PRESETS = ("fast", "balanced", "best", "paper")
 DEFAULT_PRESET = "balanced"
 INITS = ("content", "noise")
+RESOLUTIONS = ("auto", "full")
 SEED_MAX = 2**31 - 1
 
 
@@ -54,7 +55,8 @@ KNOBS = {k.name: k for k in (
     Knob("preset", str, DEFAULT_PRESET, "speed/quality recipe: fast, balanced, best, or paper "
          "(the published baseline)", choices=PRESETS),
     Knob("size", int, None, "working size in pixels (longest side) the optimisation runs at; "
-         "the result is scaled back to the layer's size. Default: chosen for the device",
+         "set, it is also the finest size unless resolution is full, and the result is scaled "
+         "to the layer's size. Default: chosen for the device",
          low=64, high=4096),
     Knob("iterations", int, None, "optimiser iterations (default: the preset's)", low=1, high=10000),
     Knob("strength", float, 1.0, "style strength: multiplies the preset's style weight "
@@ -64,6 +66,9 @@ KNOBS = {k.name: k for k in (
          low=0.0, high=1e9),
     Knob("preserve_colors", bool, False, "keep the original colours: transfer the style's "
          "texture to the luminance only"),
+    Knob("resolution", str, "auto", "auto: as much detail as the device gives in reasonable "
+         "time (a GPU paints at the layer's full size, a CPU within a few minutes); full: paint "
+         "at the layer's full size on any device (slow on a CPU)", choices=RESOLUTIONS),
     Knob("init", str, "content", "start from the content image or from noise", choices=INITS),
     Knob("seed", int, 0, "random seed (same seed, same device: same result)", low=0, high=SEED_MAX),
 )}

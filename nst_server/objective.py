@@ -1,0 +1,219 @@
+"""The loss of one scale — weighted content, style and total-variation terms — and its gradient,
+evaluated over spatial blocks so that memory is bounded by a block, not by the image.
+
+The loss is the exact global one (as in Galerne et al., "Scaling Painting Style Transfer", 2024):
+Grams are sums over positions, so they add up block by block. With several blocks an evaluation
+makes two passes: (1) every block forward without autograd, summing each style layer's F·Fᵀ;
+(2) every block forward and backward again through a surrogate whose gradient is the global
+loss's (the Grams' gradient is known after pass 1, and the content term is a sum over positions).
+Blocks overlap by a halo wider than what relu5_1 sees, on a grid that keeps every pooling aligned,
+so a block's core activations equal the whole image's: no seams, and the same loss and gradient as
+one pass (tests/test_objective.py). One block (a small image) is the plain one-pass case.
+"""
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from .losses import StyleTerm, content_sum, gram_sum, style_loss, tv_loss
+from .vgg import VGG19Features, denormalize, layer_stride, normalize
+
+HALO = 96   # relu5_1 sees 70 px before and 86 px after its own 16-px cell
+ALIGN = 16  # four 2x2 poolings: edges on multiples of 16 keep every layer's grid aligned
+
+ByLayer = dict[str, torch.Tensor]  # activations or Grams, by layer name
+
+
+@dataclass(frozen=True)
+class Block:
+    """A rectangle of the image: `core` are the pixels whose activations it accounts for,
+    `padded` the core plus halo (clipped to the image), which is what the VGG sees.
+    Both are (top, bottom, left, right)."""
+    core: tuple[int, int, int, int]
+    padded: tuple[int, int, int, int]
+
+    def pixels(self, image: torch.Tensor) -> torch.Tensor:
+        top, bottom, left, right = self.padded
+        return image[..., top:bottom, left:right]
+
+    def core_of(self, features: torch.Tensor, name: str) -> torch.Tensor:
+        """The core's part of this block's activations of layer `name`."""
+        return features[..., self._rows(name, self.padded[0]), self._cols(name, self.padded[2])]
+
+    def core_in(self, full: torch.Tensor, name: str) -> torch.Tensor:
+        """The core's part of a whole image's activations of layer `name`."""
+        return full[..., self._rows(name, 0), self._cols(name, 0)]
+
+    def _rows(self, name: str, origin: int) -> slice:
+        s = layer_stride(name)  # floor division also matches the pooling's floor at the edge
+        return slice((self.core[0] - origin) // s, (self.core[1] - origin) // s)
+
+    def _cols(self, name: str, origin: int) -> slice:
+        s = layer_stride(name)
+        return slice((self.core[2] - origin) // s, (self.core[3] - origin) // s)
+
+
+def split(height: int, width: int, max_pixels: int) -> list[Block]:
+    """Blocks covering a height x width image, each padded block at most ~max_pixels (one
+    block, without halo, when the whole image fits)."""
+    if height * width <= max_pixels:
+        return [Block((0, height, 0, width), (0, height, 0, width))]
+    side = max(ALIGN, (math.isqrt(max_pixels) - 2 * HALO) // ALIGN * ALIGN)
+    rows, cols = _cuts(height, side), _cuts(width, side)
+    return [Block((top, bottom, left, right),
+                  (max(0, top - HALO), min(height, bottom + HALO),
+                   max(0, left - HALO), min(width, right + HALO)))
+            for top, bottom in rows for left, right in cols]
+
+
+def _cuts(length: int, side: int) -> list[tuple[int, int]]:
+    """`length` cut into near-equal aligned spans of at most about `side`."""
+    count = math.ceil(length / side)
+    step = math.ceil(length / count / ALIGN) * ALIGN
+    edges = [min(length, i * step) for i in range(count)] + [length]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """What the loss weighs: the run's term weights and the preset's layers."""
+    content: float
+    style: float
+    tv: float
+    content_layers: Mapping[str, float]
+    style_layers: Mapping[str, float]
+    style_term: StyleTerm
+
+
+def features_by_block(vgg: VGG19Features, image: torch.Tensor, layers: list[str],
+                      blocks: list[Block]) -> ByLayer:
+    """The whole image's activations of `layers`, assembled from the blocks' cores."""
+    with torch.no_grad():
+        out: ByLayer = {}
+        for block, feats in _forward(vgg, image, layers, blocks):
+            for name in layers:
+                core = block.core_of(feats[name], name)
+                if name not in out:
+                    out[name] = _empty_map(core, image, name)
+                block.core_in(out[name], name).copy_(core)
+        return out
+
+
+def grams_by_block(vgg: VGG19Features, image: torch.Tensor, layers: list[str],
+                   blocks: list[Block]) -> tuple[ByLayer, dict[str, int]]:
+    """The whole image's normalized Grams of `layers` and each layer's position count."""
+    with torch.no_grad():
+        sums: ByLayer = {}
+        positions = dict.fromkeys(layers, 0)
+        for block, feats in _forward(vgg, image, layers, blocks):
+            for name in layers:
+                core = block.core_of(feats[name], name)
+                sums[name] = sums.get(name, 0) + gram_sum(core)
+                positions[name] += core.shape[-2] * core.shape[-1]
+        return ({n: sums[n] / (sums[n].shape[0] * positions[n]) for n in layers}, positions)
+
+
+class Objective:
+    """The loss of one scale for images of one shape, over fixed blocks."""
+
+    def __init__(self, vgg: VGG19Features, weights: Weights, content_features: ByLayer,
+                 style_grams: ByLayer, blocks: list[Block]):
+        self.vgg, self.weights, self.blocks = vgg, weights, blocks
+        self.content_features, self.style_grams = content_features, style_grams
+        self.layers = list(dict.fromkeys([*weights.content_layers, *weights.style_layers]))
+
+    def step(self, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+             clamp: bool) -> dict[str, float]:
+        """One optimizer iteration (one evaluation); return the losses it saw. `clamp`: keep the
+        pixels in 0..1 after the step."""
+        losses: dict[str, float] = {}
+
+        def closure() -> torch.Tensor:
+            losses.update(self.evaluate(x))
+            return torch.tensor(losses["total"])
+
+        optimizer.step(closure)  # type: ignore[arg-type]  # torch's stub says float; Tensor works
+        if clamp:
+            with torch.no_grad():  # stay a real image: clipping later would undo the style
+                x.copy_(normalize(denormalize(x).clamp(0, 1)))
+        return losses
+
+    def evaluate(self, x: torch.Tensor) -> dict[str, float]:
+        """The losses at `x`; leaves the total's gradient in x.grad."""
+        x.grad = torch.zeros_like(x)
+        if len(self.blocks) == 1:
+            terms = self._one_pass(x)
+        else:
+            terms = self._two_passes(x)
+        with torch.enable_grad():
+            tv = tv_loss(x)
+            (self.weights.tv * tv).backward()
+        terms["tv"] = float(tv.detach())
+        w = self.weights
+        terms["total"] = w.content * terms["content"] + w.style * terms["style"] + w.tv * terms["tv"]
+        return terms
+
+    def _one_pass(self, x: torch.Tensor) -> dict[str, float]:
+        with torch.enable_grad():
+            feats = self.vgg(x, self.layers)
+            positions = {n: f.shape[-2] * f.shape[-1] for n, f in feats.items()}
+            grams = {n: gram_sum(feats[n]) / (feats[n].shape[1] * positions[n])
+                     for n in self.weights.style_layers}
+            style = style_loss(grams, self.style_grams, self.weights.style_layers,
+                               self.weights.style_term, positions)
+            content = self._content(feats, self.blocks[0])
+            (self.weights.style * style + self.weights.content * content).backward()
+        return {"content": float(content.detach()), "style": float(style.detach())}
+
+    def _two_passes(self, x: torch.Tensor) -> dict[str, float]:
+        detached = x.detach()
+        style_layers = list(self.weights.style_layers)
+        grams, positions = grams_by_block(self.vgg, detached, style_layers, self.blocks)
+        with torch.enable_grad():  # d(style loss)/d(Gram), on c x c matrices only
+            leaves = {n: g.requires_grad_(True) for n, g in grams.items()}
+            style = style_loss(leaves, self.style_grams, self.weights.style_layers,
+                               self.weights.style_term, positions)
+            (self.weights.style * style).backward()
+        gram_grads = {n: _grad(leaves[n]) / (leaves[n].shape[0] * positions[n]) for n in style_layers}
+        assert x.grad is not None
+        content = 0.0
+        for block in self.blocks:
+            patch = block.pixels(detached).requires_grad_(True)
+            with torch.enable_grad():
+                feats = self.vgg(patch, self.layers)
+                # gradient of sum(D * F Fᵀ) is the global loss's gradient through this block
+                surrogate = sum(torch.sum(gram_grads[n] * gram_sum(block.core_of(feats[n], n)))
+                                for n in style_layers)
+                block_content = self._content(feats, block)
+                (surrogate + self.weights.content * block_content).backward()
+            content += float(block_content.detach())
+            assert patch.grad is not None
+            block.pixels(x.grad).add_(patch.grad)
+        return {"content": content, "style": float(style.detach())}
+
+    def _content(self, feats: ByLayer, block: Block) -> torch.Tensor:
+        """This block's share of the content term (mean squared difference over the image)."""
+        total = torch.zeros((), device=feats[self.layers[0]].device)
+        for name, weight in self.weights.content_layers.items():
+            target = self.content_features[name]
+            core = block.core_of(feats[name], name)
+            total = total + weight * content_sum(core, block.core_in(target, name)) / target.numel()
+        return total
+
+
+def _grad(leaf: torch.Tensor) -> torch.Tensor:
+    assert leaf.grad is not None
+    return leaf.grad
+
+
+def _forward(vgg: VGG19Features, image: torch.Tensor, layers: list[str],
+             blocks: list[Block]) -> Iterator[tuple[Block, ByLayer]]:
+    for block in blocks:
+        yield block, vgg(block.pixels(image), layers)
+
+
+def _empty_map(core: torch.Tensor, image: torch.Tensor, name: str) -> torch.Tensor:
+    """A whole image's activation map for layer `name`, shaped like the full-image forward's."""
+    s = layer_stride(name)
+    return core.new_empty((1, core.shape[1], image.shape[-2] // s, image.shape[-1] // s))

@@ -1,0 +1,73 @@
+"""The plan of one run: the scales it optimizes at, coarse to fine, with their iterations and
+blocks, and the work each costs (what progress and the server's cost limit count).
+
+Coarse scales are the preset's, over the working size: they set the composition and the stroke
+layout. Above the working size come detail scales, each twice the last, up to the run's target
+(the layer's own size, or the device's cap for `resolution: auto`): each starts from the
+upsampled, converged result of the scale below and adds detail at its own resolution
+(Gatys et al. 2016, "Controlling Perceptual Factors"; SPST's coarse-to-fine schedule).
+"""
+from dataclasses import dataclass
+
+from .device import DeviceProfile
+from .images import MIN_SIDE, fit_size
+from .objective import Block, split
+from .presets import Run, Scales
+
+# Forward + backward of a block costs ~3 forwards; the first (statistics) pass of a multi-block
+# evaluation adds one: 4/3 the work of one pass over the same pixels.
+TWO_PASS_WORK = 4 / 3
+
+
+@dataclass(frozen=True)
+class Level:
+    size: tuple[int, int]  # (width, height) of the image optimized at this scale
+    iterations: int
+    blocks: tuple[Block, ...]
+
+    @property
+    def work(self) -> float:
+        """Pixels the VGG processes over this level's iterations (halos included)."""
+        seen = sum((b.padded[1] - b.padded[0]) * (b.padded[3] - b.padded[2]) for b in self.blocks)
+        return seen * self.iterations * (TWO_PASS_WORK if len(self.blocks) > 1 else 1.0)
+
+
+def plan(run: Run, content_size: tuple[int, int], profile: DeviceProfile) -> list[Level]:
+    """The levels of `run` on a content image of `content_size` (width, height)."""
+    base = fit_size(*content_size, run.size)
+    sizes = [(_scaled(base, fraction), n) for fraction, n in iteration_schedule(run.preset.scales,
+                                                                                run.iterations)]
+    if run.resolution == "full":
+        target = content_size
+    elif run.fixed_size:
+        target = base
+    else:
+        target = fit_size(*content_size, max(profile.detail_side or max(content_size), run.size))
+    side = max(base)
+    for n in detail_iterations(run):
+        if side >= max(target):
+            break
+        side *= 2
+        sizes.append((fit_size(*target, side), n))
+    return [Level(size, n, tuple(split(size[1], size[0], profile.block_pixels)))
+            for size, n in sizes]
+
+
+def detail_iterations(run: Run) -> list[int]:
+    """Iterations of each detail scale, finest last: the preset's list, its last entry repeated
+    for as many doublings as a 64x larger layer would need; scaled like the user's iterations
+    scale the preset's."""
+    table = run.preset.detail_iterations
+    scale = run.iterations / run.preset.iterations
+    return [max(1, round(n * scale)) for n in (*table, *[table[-1]] * 6)]
+
+
+def iteration_schedule(scales: Scales, iterations: int) -> list[tuple[float, int]]:
+    """Split `iterations` over the scales by their shares; the finest scale gets the remainder."""
+    counts = [int(iterations * share) for _, share in scales[:-1]]
+    counts.append(iterations - sum(counts))
+    return [(fraction, n) for (fraction, _), n in zip(scales, counts) if n > 0]
+
+
+def _scaled(size: tuple[int, int], fraction: float) -> tuple[int, int]:
+    return max(MIN_SIDE, round(size[0] * fraction)), max(MIN_SIDE, round(size[1] * fraction))

@@ -1,0 +1,138 @@
+"""The blockwise objective and the plans: exact global loss in blocks, bounded memory, the
+schedule per device, and full resolution end to end — on the real VGG19, at small sizes."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+
+from nst_server import objective as objective_module
+from nst_server.device import BLOCK_BYTES_PER_PIXEL, memory_plan
+from nst_server.engine import weights_of
+from nst_server.objective import ALIGN, HALO, Objective, features_by_block, grams_by_block, split
+from nst_server.plans import plan
+from nst_server.presets import resolve
+
+# blocks with 128-px cores: (128 + 2 * HALO)^2 padded pixels
+SMALL_BLOCKS = (128 + 2 * HALO) ** 2
+
+
+def _evaluate(vgg, run, content, style, x0, max_pixels):
+    blocks = split(content.shape[-2], content.shape[-1], max_pixels)
+    features = features_by_block(vgg, content, list(run.preset.content_layers), blocks)
+    grams, _ = grams_by_block(vgg, style, list(run.preset.style_layers),
+                              split(style.shape[-2], style.shape[-1], max_pixels))
+    x = x0.clone().requires_grad_(True)
+    losses = Objective(vgg, weights_of(run), features, grams, blocks).evaluate(x)
+    return len(blocks), losses, x.grad
+
+
+@pytest.mark.parametrize("preset", ["balanced", "paper"])
+def test_blocks_give_the_whole_image_loss_and_gradient(stylizer, preset):
+    vgg = stylizer._model(torch.float32)
+    run = resolve({"preset": preset}, 512)
+    generator = torch.Generator().manual_seed(0)
+    content = torch.randn(1, 3, 300, 400, generator=generator).to(stylizer.device)
+    x0 = content + 0.5 * torch.randn(content.shape, generator=generator).to(stylizer.device)
+    style = torch.randn(1, 3, 120, 130, generator=generator).to(stylizer.device)
+    one, whole, grad = _evaluate(vgg, run, content, style, x0, 10**9)
+    many, tiled, tiled_grad = _evaluate(vgg, run, content, style, x0, SMALL_BLOCKS)
+    assert one == 1 and many == 12
+    # float32 rounding: ~4e-7 on a CPU; CUDA's float32 convolutions use TF32 (measured ~2e-5)
+    tolerance = 2e-6 if stylizer.device.type == "cpu" else 1e-4
+    for term in ("content", "style", "tv", "total"):
+        assert tiled[term] == pytest.approx(whole[term], rel=max(tolerance, 1e-5))
+    assert float((tiled_grad - grad).norm() / grad.norm()) < tolerance
+
+
+def test_a_halo_narrower_than_relu5_1_sees_shows(stylizer, monkeypatch):
+    """The halo is what makes blocks exact: at a third of it the gradient is off by far more
+    than float32 rounding (~3e-5 here, against ~4e-7)."""
+    vgg = stylizer._model(torch.float32)
+    run = resolve({"preset": "balanced"}, 512)
+    generator = torch.Generator().manual_seed(1)
+    content = torch.randn(1, 3, 150, 200, generator=generator).to(stylizer.device)
+    style = torch.randn(1, 3, 64, 64, generator=generator).to(stylizer.device)
+    _, _, grad = _evaluate(vgg, run, content, style, content, 10**9)
+    monkeypatch.setattr(objective_module, "HALO", 32)
+    _, _, narrow = _evaluate(vgg, run, content, style, content, (64 + 64) ** 2)
+    assert float((narrow - grad).norm() / grad.norm()) > 1e-5
+
+
+@pytest.mark.parametrize("height,width,max_pixels", [(3391, 6028, 716_000), (4000, 6000, 1_000_000),
+                                                     (100, 70, 500), (1000, 17, 60_000)])
+def test_blocks_tile_the_image_once_aligned_and_within_the_budget(height, width, max_pixels):
+    blocks = split(height, width, max_pixels)
+    covered = np.zeros((height, width), np.int8)
+    for block in blocks:
+        top, bottom, left, right = block.core
+        covered[top:bottom, left:right] += 1
+        pt, pb, pl, pr = block.padded
+        assert pt % ALIGN == 0 and pl % ALIGN == 0 and top % ALIGN == 0 and left % ALIGN == 0
+        assert pt <= top and pb >= bottom and pl <= left and pr >= right
+        if len(blocks) > 1:
+            assert (pb - pt) * (pr - pl) <= max(max_pixels, (ALIGN + 2 * HALO) ** 2)
+    assert (covered == 1).all()
+
+
+def test_block_size_comes_from_the_free_memory():
+    device = torch.device("cpu")
+    pixels, optimizer_bytes = memory_plan(device, torch.float32)
+    import psutil
+    assert pixels * BLOCK_BYTES_PER_PIXEL[torch.float32] <= psutil.virtual_memory().available / 3
+    assert 0 < optimizer_bytes <= psutil.virtual_memory().available / 3
+
+
+def _profile(stylizer, **changes):
+    return replace(stylizer.profile, **changes)
+
+
+def test_the_plan_per_device(stylizer):
+    run = resolve({}, 512)
+    cpu = _profile(stylizer, working_size=512, detail_side=1024, block_pixels=700_000)
+    gpu = _profile(stylizer, working_size=1024, detail_side=None, block_pixels=2_000_000)
+    photo = (6000, 4000)
+    assert [lv.size for lv in plan(run, photo, cpu)] == [(256, 170), (512, 341), (1024, 683)]
+    gpu_run = resolve({}, 1024)
+    sizes = [lv.size for lv in plan(gpu_run, photo, gpu)]
+    assert sizes == [(512, 342), (1024, 683), (2048, 1365), (4096, 2731), (6000, 4000)]
+    full = plan(resolve({"resolution": "full"}, 512), photo, cpu)
+    assert full[-1].size == photo and len(full[-1].blocks) > 1
+    # each finer level is a detail level with fewer iterations; work grows with the pixels
+    assert [lv.iterations for lv in full[2:]] == [50, 20, 10, 10]
+    assert full[-1].work > full[-2].work > full[1].work
+    # a layer no larger than the working size gets the preset's scales only, on every device
+    for profile in (cpu, gpu):
+        assert [lv.size for lv in plan(run, (400, 300), profile)] == [(200, 150), (400, 300)]
+
+
+def detail_ratio(image, photo):
+    def high(im):
+        y = im.convert("L")
+        return np.asarray(y, np.float32) - np.asarray(y.filter(ImageFilter.GaussianBlur(2)), np.float32)
+    return float(np.sqrt(np.mean(high(image) ** 2)) / np.sqrt(np.mean(high(photo) ** 2)))
+
+
+def test_full_resolution_end_to_end_adds_detail_in_blocks(stylizer, style):
+    """A 400x300 photo worked at 64 px: `auto` on a CPU whose detail side is 64 (today's
+    behaviour) only upscales; `full` paints up to 400 px, its last level in blocks, and
+    progress reaches the whole work."""
+    from nst_server.samples import photo
+    image = photo("chelsea").resize((400, 300), Image.Resampling.LANCZOS)
+    settings = {"preset": "fast", "size": 64, "iterations": 4}
+    original = stylizer.profile
+    try:
+        stylizer.profile = replace(original, detail_side=64, block_pixels=SMALL_BLOCKS)
+        upscaled = stylizer.stylize(image, style, settings)
+        seen = []
+        full = stylizer.stylize(image, style, dict(settings, resolution="full"),
+                                on_progress=seen.append)
+    finally:
+        stylizer.profile = original
+    assert full.size == upscaled.size == image.size
+    assert detail_ratio(full, image) > 1.4 * detail_ratio(upscaled, image)  # 0.85 vs 0.51 here
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert seen[-1].remaining == pytest.approx(0.0, abs=1e-6)
+    assert max(seen[-1].preview().size) == 400
