@@ -18,6 +18,16 @@ from nst_server.presets import resolve
 SMALL_BLOCKS = (128 + 2 * HALO) ** 2
 
 
+@pytest.fixture
+def true_float32():
+    """True float32 on CUDA too: its default TF32 convolutions (10-bit mantissa) differ by ~1 %
+    between block shapes. (monkeypatch cannot undo torch's cuBLAS flag, hence by hand.)"""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def _evaluate(vgg, run, content, style, x0, max_pixels):
     blocks = split(content.shape[-2], content.shape[-1], max_pixels)
     features = features_by_block(vgg, content, list(run.preset.content_layers), blocks)
@@ -29,10 +39,7 @@ def _evaluate(vgg, run, content, style, x0, max_pixels):
 
 
 @pytest.mark.parametrize("preset", ["balanced", "paper"])
-def test_blocks_give_the_whole_image_loss_and_gradient(stylizer, preset, monkeypatch):
-    # true float32 on CUDA too: its TF32 convolutions (10-bit mantissa) differ by ~1 % per shape
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+def test_blocks_give_the_whole_image_loss_and_gradient(stylizer, preset, true_float32):
     vgg = stylizer._model(torch.float32)
     run = resolve({"preset": preset}, 512)
     generator = torch.Generator().manual_seed(0)
