@@ -45,13 +45,13 @@ class JobQueue:
         self.running = None
 
     def put(self, job):
-        """Queue `job`; return its position (0 = next), or None when the queue is full."""
+        """Queue `job`; return how many jobs are ahead of it, or None when the queue is full."""
         with self._ready:
             if len(self._waiting) >= self.limit:
                 return None
             self._waiting.append(job)
             self._ready.notify()
-            return len(self._waiting) - 1
+            return self._ahead(len(self._waiting) - 1)
 
     def take(self, timeout):
         """The next job (now the running one), or None after `timeout` s."""
@@ -75,6 +75,14 @@ class JobQueue:
     def waiting(self):
         with self._ready:
             return list(self._waiting)
+
+    def positions(self) -> list[tuple[Job, int]]:
+        """Each waiting job with how many jobs are ahead of it, the running one included."""
+        with self._ready:
+            return [(job, self._ahead(index)) for index, job in enumerate(self._waiting)]
+
+    def _ahead(self, index):
+        return index + (self.running is not None)
 
     def count_for(self, client):
         """Jobs of this connection, waiting or running."""

@@ -242,7 +242,7 @@ class Server:
                 self._cancel(job, "abandoned")
 
     def _send_positions(self):
-        for position, job in enumerate(self.jobs.waiting()):
+        for job, position in self.jobs.positions():
             self._send(job.client, "queued", job=job.id, position=position)
 
     def _flush_outbox(self):

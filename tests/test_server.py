@@ -120,7 +120,7 @@ def test_cancel_of_a_waiting_job_from_another_connection_with_its_token(server, 
         lambda: stylize(server.client(), layer(), style_png, on_event=second_events.append))))
     second.start()
     _wait_for(lambda: second_events)
-    assert second_events[0].position == 0  # waiting behind the running job
+    assert second_events[0].position == 1  # one job ahead: the running one
     client.cancel(second_events[0].job, second_events[0].token)
     second.join(10)
     assert outcome["second"] == "JobCancelled"

@@ -16,9 +16,12 @@ from neural_style.nst_client import JobEventKind, ServerError, ServerUnavailable
 from test_server import LONG, QUICK, layer, stylize
 
 
+STREAM = {"queued", "progress", "preview", "alive"}  # a job's own messages, never an answer
+
+
 def raw(endpoint, *parts_list, timeout_ms=5000):
-    """Send each message from one DEALER connection; return every reply header until the last
-    message's answer (error, ok, pong, info, accepted) or silence."""
+    """Send each message from one DEALER connection and collect its answer (error, ok, pong,
+    info, accepted), skipping the stream of jobs already accepted; nothing on silence."""
     context = zmq.Context.instance()
     with context.socket(zmq.DEALER) as sock:
         sock.setsockopt(zmq.LINGER, 0)
@@ -26,8 +29,11 @@ def raw(endpoint, *parts_list, timeout_ms=5000):
         replies = []
         for parts in parts_list:
             sock.send_multipart(parts)
-            if sock.poll(timeout_ms):
-                replies.append(json.loads(sock.recv_multipart()[0]))
+            while sock.poll(timeout_ms):
+                reply = json.loads(sock.recv_multipart()[0])
+                if reply["type"] not in STREAM:
+                    replies.append(reply)
+                    break
         return replies
 
 
