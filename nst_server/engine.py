@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from neural_style.nst_protocol import MAX_PREVIEW_SIDE
+
 from .device import profile_for, release_memory, select_device
 from .errors import Stopped
 from .images import (ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
@@ -31,7 +33,7 @@ from .presets import Preset, Run, resolve
 from .vgg import VGG19Features, denormalize, load_vgg19, normalize
 
 STYLE_CACHE_ENTRIES = 16  # each holds five ByLayer, at most ~2.7 MB
-PREVIEW_SIDE = 1024       # previews are for a screen, whatever the image's size
+PREVIEW_SIDE = MAX_PREVIEW_SIDE  # previews are for a screen, whatever the image's size
 
 
 @dataclass(frozen=True)
@@ -93,24 +95,29 @@ class Stylizer:
     def stylize(self, content: ImageInput, style: ImageInput,
                 settings: Mapping[str, Any] | None = None, *,
                 on_progress: Callable[[Progress], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Image.Image:
+                should_stop: Callable[[], bool] | None = None,
+                should_finish: Callable[[], bool] | None = None) -> Image.Image:
         """Return `content` repainted in the style of `style`, at the content's size and with its
         alpha. `settings`: nst_settings.KNOBS names (a bad one raises InputError).
-        `should_stop()` is polled before every iteration; once true, Stopped is raised."""
+        Polled before every iteration: once `should_stop()` is true, Stopped is raised; once
+        `should_finish()` is, the current image is the result (the user judged it done)."""
         run = resolve(settings or {}, self.profile.working_size)
         content_rgb, alpha = split_alpha(as_pil(content))
         style_rgb, _ = split_alpha(as_pil(style))
         if run.preserve_colors:
             style_rgb = match_luminance(style_rgb, content_rgb)
-        work = self._optimize(content_rgb, style_rgb, run, on_progress, should_stop)
+        work = self._optimize(content_rgb, style_rgb, run, on_progress, should_stop,
+                              should_finish or (lambda: False))
         return finish(work, content_rgb, alpha, run.preserve_colors)
 
     # -- the optimization ------------------------------------------------------------------------
 
     def _optimize(self, content: Image.Image, style: Image.Image, run: Run,
                   on_progress: Callable[[Progress], None] | None,
-                  should_stop: Callable[[], bool] | None) -> Image.Image:
-        """Coarse to fine over the run's plan; return the finest level's result."""
+                  should_stop: Callable[[], bool] | None,
+                  should_finish: Callable[[], bool]) -> Image.Image:
+        """Coarse to fine over the run's plan; return the finest level's result (or, once
+        should_finish(), the current one)."""
         vgg = self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype)
         colour_source = content
         if run.preserve_colors:
@@ -120,6 +127,8 @@ class Stylizer:
         style_key = image_digest(style)
         iteration, x = 0, None
         for level in levels:
+            if x is not None and should_finish():
+                break
             target = self._model_input(content, level.size)
             objective = Objective(vgg, weights_of(run),
                                   self._content_features(target, run, vgg, level),
@@ -131,6 +140,8 @@ class Stylizer:
             for _ in range(level.iterations):
                 if should_stop is not None and should_stop():
                     raise Stopped("stopped on request")
+                if should_finish():
+                    break
                 losses = objective.step(optimizer, x, run.preset.clamp)
                 iteration += 1
                 clock.advance(level)

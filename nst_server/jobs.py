@@ -15,7 +15,8 @@ class Job:
     pixels: bytes
     style_bytes: bytes
     settings: dict
-    preview_every: int
+    preview_seconds: float     # 0: no previews
+    preview_side: int
     # Unguessable: `id` names the job in the stream and the log; `token`, given only to the
     # submitter, lets another connection of theirs cancel it.
     id: str = field(default_factory=lambda: f"job-{secrets.token_hex(8)}")
@@ -23,6 +24,8 @@ class Job:
     last_heard: float = field(default_factory=time.monotonic)
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""      # "cancelled" or "abandoned", once stop is set
+    finish: threading.Event = field(default_factory=threading.Event)  # end now, with what it has
+    last_preview: float = float("-inf")
 
     def owned_by(self, client: bytes, token: object) -> bool:
         """The submitting connection, or anyone who shows the job's token."""

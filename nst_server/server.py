@@ -176,7 +176,10 @@ class Server:
                 job.last_heard = time.monotonic()
                 state = "running" if job is self.jobs.running else "queued"
                 self._send(client, "alive", job=job.id, state=state, **reply_id)
-            else:
+            elif kind == "finish" and job is self.jobs.running:
+                job.finish.set()
+                self._send(client, "ok", job=job.id, **reply_id)
+            else:  # cancel, or finish of a job with nothing to show yet
                 self._cancel(job, "cancelled")
                 self._send(client, "ok", job=job.id, **reply_id)
 
@@ -197,13 +200,13 @@ class Server:
             settings = nst_settings.validate(header.get("settings", {}))
         except ValueError as exc:
             raise ProtocolError(protocol.BAD_SETTINGS, str(exc)[:300]) from None
-        preview_every = field(dict(header, preview_every=header.get("preview_every", 0)),
-                              "preview_every", int, 0, 100000)
+        preview_seconds, preview_side = self._preview_fields(header)
         self._check_cost(width, height, settings)
         if self.jobs.count_for(client) >= self.limits.max_jobs_per_client:
             raise ProtocolError(protocol.BUSY, f"this connection already has "
                                 f"{self.limits.max_jobs_per_client} jobs waiting or running")
-        job = Job(client, width, height, channels, pixels, style_bytes, settings, preview_every)
+        job = Job(client, width, height, channels, pixels, style_bytes, settings, preview_seconds,
+                  preview_side)
         position = self.jobs.put(job)
         if position is None:
             raise ProtocolError(protocol.BUSY, f"{self.limits.max_queue} jobs are already waiting; "
@@ -211,6 +214,17 @@ class Server:
         log.info("%s queued at %d: %dx%dx%d, %s", job.id, position, width, height, channels,
                  settings["preset"])
         self._send(client, "accepted", job=job.id, token=job.token, position=position)
+
+    @staticmethod
+    def _preview_fields(header):
+        """(seconds between previews, 0 for none; their longest side) of a submit."""
+        seconds = field(dict({"preview_seconds": 0}, **header), "preview_seconds", float, 0, 60)
+        if 0 < seconds < protocol.MIN_PREVIEW_SECONDS:
+            raise ProtocolError(protocol.BAD_FIELD, f"field 'preview_seconds' must be 0 or at least "
+                                                    f"{protocol.MIN_PREVIEW_SECONDS}, got {seconds}")
+        side = field(dict({"preview_side": protocol.DEFAULT_PREVIEW_SIDE}, **header), "preview_side",
+                     int, 16, protocol.MAX_PREVIEW_SIDE)
+        return float(seconds), side
 
     def _check_cost(self, width, height, settings):
         """Refuse a job whose plan (pixels x iterations over all its scales) exceeds the ceiling."""
@@ -330,7 +344,8 @@ class Server:
             content = np.frombuffer(job.pixels, np.uint8).reshape(job.height, job.width, job.channels)
             result = self.stylizer.stylize(content, style, job.settings,
                                            on_progress=lambda p: self._progress(wake, job, p),
-                                           should_stop=job.stop.is_set)
+                                           should_stop=job.stop.is_set,
+                                           should_finish=job.finish.is_set)
         except Stopped:
             log.info("%s stopped: %s", job.id, job.stop_reason)
             return protocol.encode("cancelled", job=job.id)
@@ -345,21 +360,24 @@ class Server:
             job.pixels = job.style_bytes = None  # free the inputs as soon as the job ends
         pixels = result.convert("RGBA" if job.channels == 4 else "RGB").tobytes()
         elapsed = time.perf_counter() - start
-        log.info("%s done in %.1f s", job.id, elapsed)
+        early = job.finish.is_set()
+        log.info("%s done in %.1f s%s", job.id, elapsed, " (finished early)" if early else "")
         return protocol.encode("result", [pixels], job=job.id, width=job.width, height=job.height,
-                               channels=job.channels, elapsed=round(elapsed, 3))
+                               channels=job.channels, elapsed=round(elapsed, 3), early=early)
 
     def _progress(self, wake, job, p):
         self._post(wake, Outgoing(job.client, protocol.encode(
             "progress", job=job.id, iteration=p.iteration, total=p.total,
             elapsed=round(p.elapsed, 3), fraction=round(p.fraction, 4),
             remaining=round(p.remaining, 1), losses=p.losses)))
-        if job.preview_every and p.iteration % job.preview_every == 0:
+        now = time.monotonic()
+        if job.preview_seconds and now - job.last_preview >= job.preview_seconds:
+            job.last_preview = now  # by time: an iteration takes 0.01 s to a minute
             image = p.preview()
-            image.thumbnail((protocol.PREVIEW_SIDE, protocol.PREVIEW_SIDE))
+            image.thumbnail((job.preview_side, job.preview_side))
             self._post(wake, Outgoing(job.client, protocol.encode(
                 "preview", [image.tobytes()], job=job.id, iteration=p.iteration,
-                width=image.width, height=image.height, channels=3)))
+                fraction=round(p.fraction, 4), width=image.width, height=image.height, channels=3)))
 
     def _post(self, wake: zmq.Socket, item: Outgoing | QueueMoved) -> None:
         self._outbox.put(item)

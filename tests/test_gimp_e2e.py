@@ -24,7 +24,7 @@ from harness import REPO, VERSIONS, GimpSession, gimp_root, run_filter  # noqa: 
 from conftest import free_endpoint  # noqa: E402
 from nst_server.samples import painting, photo  # noqa: E402
 
-FAST = {"preset": "fast", "size": 64}
+FAST = {"preset": "fast", "custom-size": True, "size": 64}
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
@@ -216,7 +216,8 @@ def test_gimps_python_runs_the_plugin_with_nothing_compiled(session):
     client from it without pyzmq or any other package (site-packages switched off)."""
     folder = session.plugins / "neural_style"
     installed = sorted(p.suffix for p in folder.iterdir() if p.name != "__pycache__")  # GIMP's cache
-    assert installed == [".json", *[".py"] * 6]
+    shipped = [p for p in (REPO / "gimp_plugin" / "neural_style").glob("*.py") if p.name != "__init__.py"]
+    assert installed == [".json", *[".py"] * len(shipped)]
     probe = (f"import sys; sys.path.insert(0, {session.path_in_gimp(folder)!r}); import nst_client; "
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('zmq', 'numpy')))")
     command = ["/usr/bin/python3", "-I", "-S", "-c", probe]
@@ -225,3 +226,110 @@ def test_gimps_python_runs_the_plugin_with_nothing_compiled(session):
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# -- a run as an artist sees it: the full GIMP under Xvfb, the image on screen -------------------
+
+PAINTING_WINDOW = "^Neural Style: painting$"
+IMAGE_WINDOW = "GIMP$"  # the image window's title ends with the application's name
+# Edit > Undo (the menu's first item) in GIMP's single window on the runner's 1280x800 screen;
+# keys do not reach the canvas without a window manager, clicks do.
+UNDO_FROM_THE_MENU = "xdotool mousemove 59 12 click 1; sleep 0.7; xdotool mousemove 127 37 click 1; sleep 1"
+
+
+def plugin_log(session, kind):
+    """The plug-in's log lines of one kind (NST_PLUGIN_LOG), as dicts."""
+    if not session.plugin_log.exists():
+        return []
+    prefix = f" {kind} "
+    return [json.loads(line.split(prefix, 1)[1]) for line in session.plugin_log.read_text().splitlines()
+            if prefix in line]
+
+
+def wait_until(condition, timeout=60, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def in_background(call):
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(value=call()))
+    thread.start()
+    return thread, outcome
+
+
+def gui_run(session, files, settings, **job):
+    """Start an interactive run on `photo.png` shown in the full GIMP; (thread, outcome)."""
+    args = dict(settings, **{"style-file": str(files / "starry_night.png")})
+    session.plugin_log.unlink(missing_ok=True)
+    return in_background(lambda: run_filter(session, files / "photo.png", args,
+                                            mode="INTERACTIVE", display=True, **job)[0])
+
+
+def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(session, files):
+    """The dialog (main knobs, an Advanced expander, no duplicate mnemonic), then the plug-in's
+    progress window and the preview layer above the source, refreshed while the server works;
+    at the end the preview is gone and the result is one layer that one Ctrl+Z removes."""
+    thread, outcome = gui_run(session, files, dict(FAST, preset="balanced", size=192), pause=True)
+    wait_until(lambda: session.out and (session.out / "ran").exists(), 120, "the run")
+    session.gui.do(UNDO_FROM_THE_MENU)
+    (session.out / "continue").touch()
+    thread.join(60)
+    report = outcome["value"]
+    assert report["status"] == "success", report
+    previews = plugin_log(session, "preview")
+    assert len(previews) >= 2, previews
+    assert all(p["layers"] == ["Neural Style (preview)", "in.png"] for p in previews), previews
+    assert [layer["name"] for layer in report["layers"]] == ["in.png"]  # one undo: all gone
+    dialog = plugin_log(session, "dialog")[0]
+    assert dialog["expanders"] == ["_Advanced"], dialog
+    assert "St_yle image" in dialog["labels"] and "Working si_ze" in dialog["labels"]
+    assert "mnemonic" not in report["stderr"].lower(), report["stderr"][-2000:]
+    windows = session.gui.windows()
+    assert "Neural Style: painting" in windows and not any("Message" in w for w in windows), windows
+
+
+def press_in_painting_window(session, button):
+    """Click "Keep current" or "Cancel" in the plug-in's progress window (at 0,0: no window
+    manager), once it shows a preview on the canvas."""
+    wait_until(lambda: plugin_log(session, "preview"), 120, "a preview on the canvas")
+    offset = {"Cancel": 54, "Keep current": 160}[button]  # from the right edge, as laid out
+    session.gui.do(f"w=$(xdotool search --onlyvisible --name '{PAINTING_WINDOW}' | head -1)\n"
+                   "eval \"$(xdotool getwindowgeometry --shell $w)\"\n"
+                   f"xdotool mousemove $((X + WIDTH - {offset})) $((Y + HEIGHT - 30)) click 1")
+
+
+def test_keep_current_ends_the_run_with_the_painting_so_far(session, server, files):
+    thread, outcome = gui_run(session, files, dict(FAST, preset="best", size=256))
+    press_in_painting_window(session, "Keep current")
+    thread.join(120)
+    report = outcome["value"]
+    assert report["status"] == "success", report
+    assert plugin_log(session, "result") == [{"early": True}]
+    assert [layer["name"] for layer in report["layers"]] == ["Neural Style: starry_night", "in.png"]
+    assert not server.client().info()["busy"]
+
+
+def test_cancel_in_the_painting_window_leaves_the_image_as_it_was(session, server, files):
+    thread, outcome = gui_run(session, files, dict(FAST, preset="best", size=256))
+    press_in_painting_window(session, "Cancel")
+    thread.join(120)
+    report = outcome["value"]
+    assert report["status"] == "cancel", report
+    assert [layer["name"] for layer in report["layers"]] == ["in.png"]
+    assert not server.client().info()["busy"]
+
+
+
+def test_cancel_in_the_dialog_keeps_the_chosen_style_file(session, files):
+    """The user picks a painting, then presses Cancel; opening the filter again offers the same
+    painting (GIMP itself keeps a procedure's values only after a successful run)."""
+    (session.gui.folder / "cancel-dialog").touch()  # the runner cancels the first dialog only
+    report, _ = run_filter(session, files / "photo.png",
+                           dict(FAST, **{"style-file": str(files / "starry_night.png")}),
+                           mode="INTERACTIVE", then=["INTERACTIVE"])
+    assert report["status"] == "cancel"
+    assert [run["status"] for run in report["then"]] == ["success"], report
+    assert report["layers"][0]["name"] == "Neural Style: starry_night"

@@ -161,10 +161,11 @@ events = []
 style = open(sys.argv[2], "rb").read()
 result = client.stylize(bytes(range(256)) * 36, 48, 64, 3, style,
                         {"preset": "fast", "size": 64, "iterations": 150},
-                        on_event=events.append, preview_every=50)
+                        on_event=events.append, preview_seconds=0.25, preview_side=32)
 kinds = [e.kind.value for e in events]
 assert len(result) == 48 * 64 * 3 and kinds[0] == "accepted" and kinds[-1] == "result", kinds
-assert [e.iteration for e in events if e.kind is JobEventKind.PREVIEW] == [50, 100, 150]
+previews = [e for e in events if e.kind is JobEventKind.PREVIEW]
+assert previews[0].iteration == 1 and len(previews[0].pixels) == 24 * 32 * 3, previews[0]
 print("job seconds:", events[-1].elapsed)
 events = []
 try:

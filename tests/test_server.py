@@ -71,7 +71,7 @@ def test_rgb_layers_come_back_rgb(server, style_png):
 def test_progress_arrives_in_order_and_ends_with_the_result(server, style_png):
     events = []
     stylize(server.client(), layer(), style_png, dict(QUICK, iterations=6),
-            on_event=events.append, preview_every=3)
+            on_event=events.append)
     kinds = [e.kind.value for e in events]
     assert kinds[0] == "accepted" and kinds[-1] == "result" and kinds.count("result") == 1
     progress = [e for e in events if e.kind is JobEventKind.PROGRESS]
@@ -82,9 +82,79 @@ def test_progress_arrives_in_order_and_ends_with_the_result(server, style_png):
     fractions = [e.fraction for e in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert fractions[0] < 0.5 / 6 and progress[-1].remaining == 0.0
+    assert "preview" not in kinds  # none unless asked for
+
+
+def test_previews_come_by_time_at_the_size_asked(server, style_png):
+    """One after the first iteration, then one per `preview_seconds` of the server's time, each
+    the current image scaled to `preview_side`, whatever the iterations cost."""
+    events = []
+    stylize(server.client(), layer(), style_png, dict(QUICK, size=96, iterations=40),
+            on_event=events.append, preview_seconds=0.25, preview_side=40)
+    elapsed = {e.iteration: e.elapsed for e in events if e.kind is JobEventKind.PROGRESS}
     previews = [e for e in events if e.kind is JobEventKind.PREVIEW]
-    assert [p.iteration for p in previews] == [3, 6]
-    assert len(previews[0].pixels) == previews[0].width * previews[0].height * 3
+    assert previews[0].iteration == 1 and len(previews) >= 3
+    gaps = np.diff([elapsed[p.iteration] for p in previews])
+    assert gaps.min() >= 0.2, gaps  # the server's clock, to the iteration's granularity
+    assert len(previews) <= elapsed[40] / 0.25 + 2
+    for preview in previews:  # the half-size first scale is smaller than that
+        assert max(preview.width, preview.height) <= 40
+        assert len(preview.pixels) == preview.width * preview.height * 3
+    assert max(previews[-1].width, previews[-1].height) == 40
+    images = [Image.frombytes("RGB", (p.width, p.height), p.pixels).resize((40, 36))
+              for p in (previews[0], previews[-1])]
+    assert np.abs(np.subtract(*map(np.asarray, images), dtype=float)).mean() > 2  # it paints
+
+
+def test_progress_is_roughly_linear_in_time_over_two_scales(server, style_png):
+    """The fraction counts work (pixels x iterations), so on a two-scale run it tracks the
+    clock: the largest gap between fraction and share of time is printed and bounded."""
+    arrivals = []
+    stylize(server.client(), layer(size=(192, 160)), style_png,
+            {"preset": "fast", "size": 160, "iterations": 24},
+            on_event=lambda e: arrivals.append((time.monotonic(), e)))
+    progress = [(t, e) for t, e in arrivals if e.kind is JobEventKind.PROGRESS]
+    start = progress[0][0] - progress[0][1].elapsed
+    total = progress[-1][0] - start
+    fractions = [e.fraction for _, e in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    deviation = max(abs(e.fraction - (t - start) / total) for t, e in progress)
+    counted = max(abs(e.iteration / 24 - (t - start) / total) for t, e in progress)
+    print(f"\nprogress vs time, two scales: max deviation {deviation:.3f} "
+          f"(an iteration-count bar: {counted:.3f})")
+    assert deviation < 0.15
+
+
+def test_finish_ends_the_job_with_its_current_image(server, style_png, evaluator, style):
+    """`finish` (the plug-in's "Keep current") ends a long job at once; its result is the
+    image so far: the layer's size and alpha, and already repainted."""
+    events = []
+    source = layer()
+    start = time.monotonic()
+    result = stylize(server.client(), source, style_png, LONG, on_event=events.append,
+                     should_finish=lambda: sum(e.kind is JobEventKind.PROGRESS for e in events) >= 8)
+    assert time.monotonic() - start < 20
+    done = [e for e in events if e.kind is JobEventKind.PROGRESS]
+    assert 8 <= len(done) < 20 and events[-1].kind is JobEventKind.RESULT and events[-1].early
+    assert result.size == source.size
+    assert result.getchannel("A").tobytes() == source.getchannel("A").tobytes()
+    assert evaluator.style_loss(result.convert("RGB"), style) < \
+        evaluator.style_loss(source.convert("RGB"), style)
+    assert server.client().info()["busy"] is False
+
+
+def test_finish_of_a_waiting_job_cancels_it(server, style_png):
+    events, outcome = [], {}
+    runner = threading.Thread(target=lambda: outcome.update(first=_catch(lambda: stylize(
+        server.client(), layer(), style_png, LONG, on_event=events.append,
+        should_cancel=lambda: "second" in outcome))))
+    runner.start()
+    _wait_for(lambda: any(e.kind is JobEventKind.PROGRESS for e in events))
+    with pytest.raises(JobCancelled):
+        stylize(server.client(), layer(), style_png, QUICK, should_finish=lambda: True)
+    outcome["second"] = "cancelled"
+    runner.join(10)
+    assert outcome["first"] == "JobCancelled"
 
 
 def test_cancel_stops_the_job_and_the_next_starts_at_once(server, style_png):

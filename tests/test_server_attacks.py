@@ -63,16 +63,17 @@ def running_job(server, style_png, settings=LONG):
 
 
 def test_no_one_but_its_owner_can_cancel_or_keep_a_job(server, style_png):
-    """Ids are unguessable and not published; knowing one is not enough to cancel or heartbeat;
-    the victim's job runs to its end."""
+    """Ids are unguessable and not published; knowing one is not enough to cancel, finish or
+    heartbeat; the victim's job runs to its end."""
     events, outcome, thread = running_job(server, style_png, dict(QUICK, iterations=25))
     job = events[0].job
     info = server.client().info()
     assert job not in json.dumps(info) and events[0].token not in json.dumps(info)
     attacks = [header(type="cancel", job="job-1"), header(type="cancel", job=job),
-               header(type="cancel", job=job, token="guess"), header(type="heartbeat", job=job)]
+               header(type="cancel", job=job, token="guess"), header(type="heartbeat", job=job),
+               header(type="finish", job=job), header(type="finish", job=job, token="guess")]
     replies = raw(server.endpoint, *[[attack] for attack in attacks])
-    assert [r["code"] for r in replies] == [protocol.UNKNOWN_JOB] * 4, replies
+    assert [r["code"] for r in replies] == [protocol.UNKNOWN_JOB] * 6, replies
     thread.join(120)
     assert outcome["end"] == "result"
 

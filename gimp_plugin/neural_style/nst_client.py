@@ -4,7 +4,8 @@ GIMP's own Python 3.10+ runs it on every platform; scripts and `nst-stylize --se
     client = Client()                                   # endpoint from NST_ENDPOINT or the default
     client.ping()                                       # round-trip seconds
     pixels = client.stylize(rgba, w, h, 4, style_file_bytes, {"preset": "fast"},
-                            on_event=lambda event: ..., should_cancel=lambda: False)
+                            on_event=lambda event: ..., should_cancel=lambda: False,
+                            should_finish=lambda: False, preview_seconds=1.0)
 
 Every call is bounded by `timeout` (protocol.REPLY_TIMEOUT unless given): a dead or absent
 server raises ServerUnavailable, never hangs.
@@ -51,13 +52,20 @@ class JobCancelled(NSTError):
     """The job was cancelled (by should_cancel, or by another client)."""
 
 
+class Control(Enum):
+    """What the caller of `stylize` wants done with its running job, polled several times a
+    second."""
+    CANCEL = "cancel"   # drop it: JobCancelled is raised
+    FINISH = "finish"   # end it now: its current image is the result
+
+
 class JobEventKind(Enum):
     """The messages of a job's stream, in the order they can come (docs/protocol.md)."""
     ACCEPTED = "accepted"   # position, token
     QUEUED = "queued"       # position: jobs ahead, while waiting
     PROGRESS = "progress"   # iteration, total, elapsed, fraction (of the work), remaining, losses
-    PREVIEW = "preview"     # iteration, width, height, pixels (RGB, 8 bits)
-    RESULT = "result"       # elapsed: the server's own time for the job (pixels are returned)
+    PREVIEW = "preview"     # iteration, fraction, width, height, pixels (RGB, 8 bits)
+    RESULT = "result"       # elapsed (the server's own time), early (ended by FINISH); pixels
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class JobEvent:
     height: int | None = None
     pixels: bytes = b""
     token: str = ""         # ACCEPTED: lets another connection cancel the job (Client.cancel)
+    early: bool = False     # RESULT: the job was finished early, on request
 
     @classmethod
     def from_message(cls, header: dict[str, Any], frames: list) -> "JobEvent":
@@ -85,7 +94,7 @@ class JobEvent:
                    header.get("iteration"), header.get("total"), header.get("elapsed"),
                    header.get("fraction"), header.get("remaining"), header.get("losses") or {},
                    header.get("width"), header.get("height"), pixels,
-                   str(header.get("token", "")))
+                   str(header.get("token", "")), header.get("early") is True)
 
 
 def default_endpoint() -> str:
@@ -120,35 +129,44 @@ class Client:
     def stylize(self, pixels: bytes, width: int, height: int, channels: int, style_bytes: bytes,
                 settings: dict[str, Any] | None = None, *,
                 on_event: Callable[[JobEvent], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None, preview_every: int = 0) -> bytes:
+                should_cancel: Callable[[], bool] | None = None,
+                should_finish: Callable[[], bool] | None = None, preview_seconds: float = 0,
+                preview_side: int = protocol.DEFAULT_PREVIEW_SIDE) -> bytes:
         """Run one job; return the result's pixels (same width, height and channels).
 
-        on_event gets the job's stream in order: ACCEPTED, QUEUED, PROGRESS, PREVIEW, and last
-        RESULT. should_cancel() is polled several times a second; once it returns true the job is
-        cancelled on the server and JobCancelled is raised.
+        on_event gets the job's stream in order: ACCEPTED, QUEUED, PROGRESS, PREVIEW (every
+        `preview_seconds`, longest side `preview_side`; none for 0), and last RESULT.
+        should_cancel() and should_finish() are polled several times a second: once the first is
+        true the job is cancelled on the server and JobCancelled is raised; once the second is,
+        the server ends the job and its current image comes back as the result (a job still
+        waiting has none: it is cancelled).
         """
         with self._connect() as sock:
             self._send(sock, protocol.encode(
                 "submit", [pixels, style_bytes], width=width, height=height, channels=channels,
-                settings=settings or {}, preview_every=preview_every))
+                settings=settings or {}, preview_seconds=preview_seconds,
+                preview_side=preview_side))
             header, frames = self._reply(sock)
             if header["type"] != "accepted":
                 raise ServerError(protocol.INTERNAL, f"unexpected reply {header['type']!r}")
             if on_event is not None:
                 on_event(JobEvent.from_message(header, frames))
-            return self._follow(sock, header["job"], on_event, should_cancel)
+            control = {Control.CANCEL: should_cancel, Control.FINISH: should_finish}
+            return self._follow(sock, header["job"], on_event, control)
 
     # -- internals ---------------------------------------------------------------------------------
 
     def _follow(self, sock: zmtp.DealerConnection, job: str, on_event: Callable[[JobEvent], None] | None,
-                should_cancel: Callable[[], bool] | None) -> bytes:
-        """Stream a job's messages until it ends, sending heartbeats and relaying a cancel."""
+                control: dict[Control, Callable[[], bool] | None]) -> bytes:
+        """Stream a job's messages until it ends, sending heartbeats and relaying a cancel or a
+        finish (once each)."""
         last_beat = last_heard = time.monotonic()
-        cancelling = False
+        sent: set[Control] = set()
         while True:
-            if should_cancel is not None and not cancelling and should_cancel():
-                self._send(sock, protocol.encode("cancel", job=job))
-                cancelling = True
+            for request, asked in control.items():
+                if asked is not None and request not in sent and asked():
+                    self._send(sock, protocol.encode(request.value, job=job))
+                    sent.add(request)
             if time.monotonic() - last_beat >= protocol.HEARTBEAT_INTERVAL:
                 self._send(sock, protocol.encode("heartbeat", job=job))
                 last_beat = time.monotonic()

@@ -23,10 +23,12 @@ DEFAULT_MAX_JOBS_PER_CLIENT = 2     # waiting or running, per connection
 DEFAULT_MAX_COST = 10_000_000_000   # working-size pixels x iterations of one job
 DEFAULT_MAX_CLIENTS = 64            # connections at once
 REQUESTS_PER_SECOND = 50            # per connection, sustained (bursts of twice that pass)
-PREVIEW_SIDE = 256
+MAX_PREVIEW_SIDE = 1024     # longest side of a preview a client may ask for
+DEFAULT_PREVIEW_SIDE = 512
+MIN_PREVIEW_SECONDS = 0.25  # the fastest preview rate a client may ask for
 
 # Requests (client -> server) and the number of binary frames each carries.
-REQUEST_FRAMES = {"ping": 0, "info": 0, "submit": 2, "heartbeat": 0, "cancel": 0}
+REQUEST_FRAMES = {"ping": 0, "info": 0, "submit": 2, "heartbeat": 0, "cancel": 0, "finish": 0}
 
 # Error codes (docs/protocol.md, "Error codes").
 BAD_MESSAGE = "bad_message"
@@ -112,9 +114,10 @@ def _depth(value):
 
 
 def field(header, name, kind, low=None, high=None):
-    """header[name] checked for type (bool is not an int here) and range."""
+    """header[name] checked for type (bool is not a number here; an int is a float) and range."""
     value = header.get(name)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    kinds = (int, float) if kind is float else kind
+    if not isinstance(value, kinds) or (kind in (int, float) and isinstance(value, bool)):
         raise ProtocolError(BAD_FIELD, f"field '{name}' must be {kind.__name__}, got {value!r}"[:200])
     if (low is not None and value < low) or (high is not None and value > high):
         raise ProtocolError(BAD_FIELD, f"field '{name}' must be between {low} and {high}, got {value}")

@@ -9,6 +9,14 @@ import math
 
 PRESETS = ("fast", "balanced", "best", "paper")
 DEFAULT_PRESET = "balanced"
+# What each preset is called where artists choose it (the GIMP dialog), with its one-line tip.
+PRESET_LABELS = {
+    "fast": ("Quick look", "A rough first impression, to try a painting on this photo"),
+    "balanced": ("Balanced", "A finished painting in reasonable time: the usual choice"),
+    "best": ("High quality", "Richer, more settled brushwork; takes about three times as long"),
+    "paper": ("Published recipe (Gatys 2016)", "The settings of the original research paper, "
+              "for comparison; slow and small"),
+}
 INITS = ("content", "noise")
 RESOLUTIONS = ("auto", "full")
 SEED_MAX = 2**31 - 1
@@ -52,25 +60,27 @@ class Knob:
 
 
 KNOBS = {k.name: k for k in (
-    Knob("preset", str, DEFAULT_PRESET, "speed/quality recipe: fast, balanced, best, or paper "
-         "(the published baseline)", choices=PRESETS),
-    Knob("size", int, None, "working size in pixels (longest side) the optimisation runs at; "
+    Knob("preset", str, DEFAULT_PRESET, "how finished the painting is, against how long it "
+         "takes: fast, balanced, best, or paper (the published recipe)", choices=PRESETS),
+    Knob("size", int, None, "the size in pixels (longest side) the painting is worked out at; "
          "set, it is also the finest size unless resolution is full, and the result is scaled "
-         "to the layer's size. Default: chosen for the device",
+         "to the layer's size. Default: chosen for the computer",
          low=64, high=4096),
-    Knob("iterations", int, None, "optimiser iterations (default: the preset's)", low=1, high=10000),
-    Knob("strength", float, 1.0, "style strength: multiplies the preset's style weight "
-         "(1 = the preset's balance, 0 = no style)", low=0.0, high=100.0),
+    Knob("iterations", int, None, "painting steps (default: the preset's)", low=1, high=10000),
+    Knob("strength", float, 1.0, "how strongly the painting's style shows: 1 is the preset's "
+         "balance, 2 twice as much style, 0 the photo unchanged", low=0.0, high=100.0),
     Knob("content_weight", float, None, "content weight (default: the preset's)", low=0.0, high=1e9),
     Knob("tv_weight", float, None, "total-variation (smoothness) weight (default: the preset's)",
          low=0.0, high=1e9),
-    Knob("preserve_colors", bool, False, "keep the original colours: transfer the style's "
-         "texture to the luminance only"),
-    Knob("resolution", str, "auto", "auto: as much detail as the device gives in reasonable "
-         "time (a GPU paints at the layer's full size, a CPU within a few minutes); full: paint "
-         "at the layer's full size on any device (slow on a CPU)", choices=RESOLUTIONS),
+    Knob("preserve_colors", bool, False, "keep the photo's own colours: only the painting's "
+         "brushwork and light and shade are taken"),
+    Knob("resolution", str, "auto", "auto: as much detail as the computer gives in reasonable "
+         "time (with a graphics card, the layer's full size; without, a few minutes' worth); "
+         "full: paint at the layer's full size on any computer (slow without a graphics card)",
+         choices=RESOLUTIONS),
     Knob("init", str, "content", "start from the content image or from noise", choices=INITS),
-    Knob("seed", int, 0, "random seed (same seed, same device: same result)", low=0, high=SEED_MAX),
+    Knob("seed", int, 0, "random seed: the same seed on the same computer gives the same "
+         "result", low=0, high=SEED_MAX),
 )}
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -47,22 +48,28 @@ class GimpSession:
         self.plugins = self.home / ".config" / "GIMP" / version / "plug-ins"
         self.plugins.parent.mkdir(parents=True)  # as after GIMP's first start: its user folder
         self.gimp = None  # the GIMP process of the batch run in progress or last run
+        self.out = None   # the output folder of the run_filter in progress or last run
+        self.plugin_log = self.inside / "plugin.log"
+        self.gui = Gui(self)
 
     def path_in_gimp(self, host_path):
         """How GIMP (inside the root) sees a path under the session folder."""
         return "/" + str(Path(host_path).relative_to(self.root))
 
-    def run_batch(self, code, timeout=180, binds=(), gui=False):
+    def run_batch(self, code, timeout=180, binds=(), gui=False, open_files=()):
         """Run Python `code` in GIMP's python-fu-eval batch interpreter: gimp-console, or with
-        `gui` the full GIMP under Xvfb, pressing OK in each Neural Style dialog that opens.
-        `binds`: host folders to make visible at the same paths inside the GIMP root."""
+        `gui` the full GIMP under Xvfb, driven by the runner (GUI_RUNNER, Gui).
+        `binds`: host folders to make visible at the same paths inside the GIMP root.
+        The plug-in logs what it does on the canvas to `plugin_log` (NST_PLUGIN_LOG)."""
         env = ["/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin",
-               f"HOME={self.path_in_gimp(self.home)}"]
+               f"HOME={self.path_in_gimp(self.home)}",
+               f"NST_PLUGIN_LOG={self.path_in_gimp(self.plugin_log)}",
+               f"NST_GUI={self.path_in_gimp(self.gui.folder)}"]
         gimp = [f"gimp-console-{self.version}", "--no-interface"]
         if gui:
             (self.plugins.parent / "gimprc").write_text("(show-welcome-dialog no)\n(check-updates no)\n")
             gimp = ["sh", "-c", GUI_RUNNER, "sh", f"gimp-{self.version}", "--no-splash"]
-        gimp = [*env, *gimp, "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
+        gimp = [*env, *gimp, *open_files, "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
         if self.root != Path("/"):
             mounts = "".join(f"mkdir -p {self.root}{b} && mount --bind {b} {self.root}{b} && "
                              for b in binds)
@@ -106,9 +113,13 @@ def _cmdline(process):
         return []
 
 
-# Runs "$@" (GIMP) under its own Xvfb and clicks OK (bottom right) in every window titled
-# "Neural Style" while GIMP runs. No window manager: dialogs open at 0,0 without decorations.
-GUI_RUNNER = r'''
+# Runs "$@" (GIMP) under its own Xvfb. While GIMP runs: every window title seen is added to
+# $NST_GUI/windows; the welcome dialog is closed; the plug-in's progress window moves to the
+# bottom right (off GIMP's menus); each settings dialog ("Neural Style") gets OK (bottom right; no window
+# manager, so dialogs open at 0,0 without decorations), or Escape once where $NST_GUI/cancel-dialog
+# exists; each $NST_GUI/command-* file (a shell snippet from the test, see Gui) runs once, its
+# output in command-*.done.
+GUI_RUNNER = r"""
 display=:$((100 + $$ % 400))
 Xvfb $display -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
@@ -117,24 +128,94 @@ export DISPLAY=$display DBUS_SESSION_BUS_ADDRESS=disabled:
 exec 3<&0
 "$@" <&3 &
 gimp=$!
+touch "$NST_GUI/windows"
 while kill -0 $gimp 2>/dev/null; do
-    for window in $(xdotool search --onlyvisible --name '^Neural Style$' 2>/dev/null); do
-        eval "$(xdotool getwindowgeometry --shell $window)"
-        xdotool mousemove $((X + WIDTH - 54)) $((Y + HEIGHT - 42)) click 1
+    for window in $(xdotool search --onlyvisible --name '.' 2>/dev/null); do
+        name=$(xdotool getwindowname $window 2>/dev/null)
+        grep -qxF -- "$name" "$NST_GUI/windows" || echo "$name" >> "$NST_GUI/windows"
     done
-    sleep 0.5
+    for window in $(xdotool search --onlyvisible --name '^Welcome to GIMP' 2>/dev/null); do
+        xdotool windowfocus --sync $window key Escape  # 3.0 shows it on a version's first start
+    done
+    for window in $(xdotool search --onlyvisible --name '^Neural Style: painting$' 2>/dev/null); do
+        xdotool windowmove $window 860 640  # off GIMP's menus and image tabs
+    done
+    for window in $(xdotool search --onlyvisible --name '^Neural Style$' 2>/dev/null); do
+        if [ -e "$NST_GUI/cancel-dialog" ]; then
+            xdotool windowfocus --sync $window key Escape
+            rm -f "$NST_GUI/cancel-dialog"
+        else
+            eval "$(xdotool getwindowgeometry --shell $window)"
+            xdotool mousemove $((X + WIDTH - 54)) $((Y + HEIGHT - 42)) click 1
+        fi
+    done
+    for command in "$NST_GUI"/command-*; do
+        [ -e "$command" ] || continue
+        case "$command" in *.done|*.part) continue ;; esac
+        sh "$command" > "$command.part" 2>&1
+        mv "$command.part" "$command.done"
+        rm -f "$command"
+    done
+    sleep 0.3
 done
 wait $gimp
-'''
+"""
+
+
+class Gui:
+    """What a user does in a session's GUI run, through its runner (xdotool inside the root)."""
+
+    def __init__(self, session):
+        self.session = session
+        self.folder = session.inside / "gui"
+        self.folder.mkdir(exist_ok=True)
+        self._count = 0
+
+    def do(self, script, timeout=30):
+        """Run a shell snippet on the GIMP display; return its output."""
+        self._count += 1
+        command = self.folder / f"command-{self._count}"
+        (self.folder / "next").write_text(script)
+        (self.folder / "next").rename(command)
+        done = self.folder / f"command-{self._count}.done"
+        deadline = time.monotonic() + timeout
+        while not done.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the GUI runner did not run: {script}")
+            time.sleep(0.1)
+        return done.read_text()
+
+    def keys(self, title, keys):
+        """Press `keys` (xdotool names) in the last window whose title matches (with no window
+        manager, xdotool does not count GIMP's image window as visible)."""
+        return self.do(f"w=$(xdotool search --name '{title}' | tail -1)\n"
+                       f"[ -n \"$w\" ] && xdotool windowfocus --sync $w key {keys}")
+
+    def screenshot(self, host_path):
+        inside = self.session.path_in_gimp(self.folder / "shot.png")
+        self.do(f"import -window root {inside}")
+        shutil.move(self.folder / "shot.png", host_path)
+
+    def windows(self):
+        """Every window title the runner has seen so far."""
+        path = self.folder / "windows"
+        return path.read_text().splitlines() if path.exists() else []
+
 
 # The batch program: open an image, optionally select, run the filter (non-interactively unless
 # job["mode"] says otherwise; then once more per mode in job["then"], with no arguments), and
 # write a report (status, message, timing, layers, masks) plus the result layer as PNG.
 BATCH = r'''
-import json, time
+import json, os, time
 from gi.repository import Gimp, Gio
 job = json.load(open(JOB))
-image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(job["image"]))
+if job.get("display"):  # opened by GIMP itself, as a user opens a file: its display owns it
+    deadline = time.monotonic() + 30
+    while not Gimp.get_images() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    image = Gimp.get_images()[0]
+else:
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(job["image"]))
 if job.get("indexed"):
     image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16,
                           False, False, "")
@@ -167,6 +248,16 @@ report = {"registered": proc is not None}
 if proc is not None:
     report.update(run(job.get("mode", "NONINTERACTIVE"), job["args"]))
     report["then"] = [run(mode, {}) for mode in job.get("then", [])]
+if job.get("pause"):  # the test acts in the GUI (e.g. undo), then lets the report be written
+    open(f"{OUT}/ran", "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(f"{OUT}/continue") and time.monotonic() < deadline:
+        time.sleep(0.2)
+report["image_open"] = image.is_valid()
+if not image.is_valid():
+    json.dump(report, open(f"{OUT}/report.json", "w"))
+    raise SystemExit
+report["dirty"] = image.is_dirty()
 layers = image.get_layers()
 report["layers"] = [{"name": l.get_name(), "size": [l.get_width(), l.get_height()],
                      "offsets": list(l.get_offsets()[1:]), "mask": l.get_mask() is not None,
@@ -183,9 +274,9 @@ json.dump(report, open(f"{OUT}/report.json", "w"))
 '''
 
 
-def run_filter(session, image_path, args, binds=(), **job):
+def run_filter(session, image_path, args, binds=(), gui=False, **job):
     """Open `image_path` in GIMP, run the filter with `args`; return (report, layer PNG paths).
-    An INTERACTIVE `mode` runs the full GIMP under Xvfb, where the dialog's OK gets clicked."""
+    An INTERACTIVE `mode` (or `gui`) runs the full GIMP under Xvfb (see GUI_RUNNER)."""
     work = Path(tempfile.mkdtemp(dir=session.inside))
     shutil.copy(image_path, work / "in.png")
     out = work / "out"
@@ -197,9 +288,13 @@ def run_filter(session, image_path, args, binds=(), **job):
     spec = dict(job, image=session.path_in_gimp(work / "in.png"), args=args)
     (work / "job.json").write_text(json.dumps(spec))
     code = f"JOB = {session.path_in_gimp(work / 'job.json')!r}\nOUT = {session.path_in_gimp(out)!r}\n" + BATCH
-    done = session.run_batch(code, binds=binds, gui=job.get("mode") == "INTERACTIVE")
+    session.out = out  # where a test acting during the run finds `ran` and leaves `continue`
+    shown = [spec["image"]] if job.get("display") else []  # GIMP opens it in its window
+    done = session.run_batch(code, binds=binds, gui=gui or bool(shown) or job.get("mode") == "INTERACTIVE",
+                             open_files=shown)
     report_file = out / "report.json"
     if not report_file.exists():
         raise AssertionError(f"GIMP batch failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     report = json.loads(report_file.read_text())
+    report["stderr"] = done.stderr
     return report, sorted(out.glob("layer*.png"))

@@ -1,0 +1,166 @@
+"""The procedure's arguments (its public scripting API: names are stable, see README) and the
+dialog artists see: the main knobs first, the rest under "Advanced". Labels carry unique
+mnemonics (GIMP logs a duplicate: its own buttons take H, R, C, O, S and L)."""
+import json
+import logging
+import os
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+from gi.repository import Gimp, GObject  # noqa: E402
+
+try:
+    from . import nst_settings
+except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
+    import nst_settings  # type: ignore[import-not-found, no-redef]
+
+RW = GObject.ParamFlags.READWRITE
+MAIN = ["style-file", "preset", "strength", "preserve-colors", "full-size"]
+ADVANCED = ["live-preview", "custom-size", "size", "seed", "endpoint"]
+STYLE_MEMORY = "neural-style-last-style.txt"  # in GIMP's user folder: see remember_style
+log = logging.getLogger("neural-style")
+
+
+def add_arguments(procedure: Gimp.Procedure) -> None:
+    knobs = nst_settings.KNOBS
+    procedure.add_file_argument("style-file", "St_yle image", "The painting whose look to give "
+                                "the layer (PNG, JPEG, WebP, TIFF)", Gimp.FileChooserAction.OPEN,
+                                False, None, RW)
+    procedure.add_choice_argument("preset", "_Quality", "How finished the painting is, against "
+                                  "how long it takes", _presets(),
+                                  nst_settings.DEFAULT_PRESET, RW)
+    strength = knobs["strength"]
+    procedure.add_double_argument("strength", "Style stre_ngth", strength.help, strength.low,
+                                  strength.high, strength.default, RW)
+    preserve = knobs["preserve_colors"]
+    procedure.add_boolean_argument("preserve-colors", "_Keep the photo's colors", preserve.help,
+                                   preserve.default, RW)
+    procedure.add_boolean_argument("full-size", "Paint every pixel (_full size)", "On: the "
+                                   "layer is painted at its own size, whatever the computer (slow "
+                                   "without a graphics card). Off: as much detail as this computer "
+                                   "gives in reasonable time (with a graphics card, full size)",
+                                   False, RW)
+    procedure.add_boolean_argument("live-preview", "Show the painting as it for_ms",
+                                   "Show the painting so far on the canvas while it is made, in "
+                                   "a temporary layer", True, RW)
+    size = knobs["size"]
+    procedure.add_boolean_argument("custom-size", "Choose the _working size",
+                                   "Off: the size is chosen for this computer", False, RW)
+    procedure.add_int_argument("size", "Working si_ze", size.help, size.low, size.high, 512, RW)
+    seed = knobs["seed"]
+    procedure.add_int_argument("seed", "Random s_eed", seed.help, seed.low, seed.high,
+                               seed.default, RW)
+    procedure.add_string_argument("endpoint", "Ser_ver address", "Where the Neural Style server "
+                                  "listens (tcp://HOST:PORT); empty: the installed setting", "", RW)
+
+
+def _presets():
+    choice = Gimp.Choice.new()
+    for index, name in enumerate(nst_settings.PRESETS):
+        label, tip = nst_settings.PRESET_LABELS[name]
+        choice.add(name, index, label, tip)
+    return choice
+
+
+def settings_from(config: Gimp.ProcedureConfig) -> dict:
+    """The arguments as the server's settings (nst_settings.KNOBS names)."""
+    size = config.get_property("size") if config.get_property("custom-size") else None
+    return {"preset": config.get_property("preset"), "strength": config.get_property("strength"),
+            "size": size, "resolution": "full" if config.get_property("full-size") else "auto",
+            "preserve_colors": config.get_property("preserve-colors"),
+            "seed": config.get_property("seed")}
+
+
+def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
+    """Show the dialog; True once the user pressed OK. The chosen style file is remembered even
+    on Cancel (GIMP keeps a procedure's values only after a successful run)."""
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+    GimpUi.init(procedure.get_name())
+    recall_style(config)
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Neural Style")
+    dialog.get_label("advanced-label", "_Advanced", False, True)
+    dialog.fill_box("advanced-box", ADVANCED)
+    dialog.fill_expander("advanced", "advanced-label", False, "advanced-box")
+    dialog.set_sensitive("size", True, config, "custom-size", False)
+    _images_only(dialog.get_widget("style-file", GimpUi.FileChooser.__gtype__))
+    dialog.fill(MAIN + ["advanced"])
+    log.info("dialog %s", json.dumps(_layout(dialog)))
+    accepted = dialog.run()
+    dialog.destroy()
+    remember_style(config)
+    return accepted
+
+
+def _layout(dialog):
+    """The dialog's labels in order, and its expanders' titles (for the log)."""
+    from gi.repository import Gtk
+    labels, expanders, todo = [], [], [dialog.get_content_area()]
+    while todo:
+        widget = todo.pop(0)
+        if isinstance(widget, Gtk.Expander):
+            expanders.append(widget.get_label_widget().get_label())
+        elif isinstance(widget, Gtk.Label):
+            labels.append(widget.get_label())
+        if isinstance(widget, Gtk.Container):
+            todo[:0] = widget.get_children()
+    return {"labels": labels, "expanders": expanders}
+
+
+def _images_only(chooser):
+    """Filter the style chooser to images and give it a thumbnail preview, where the widget GIMP
+    made holds a GTK file chooser (it does for OPEN; nothing is lost otherwise)."""
+    from gi.repository import GdkPixbuf, Gtk
+    found = [chooser]
+    while found and not isinstance(found[0], Gtk.FileChooser):
+        widget = found.pop(0)
+        found.extend(widget.get_children() if isinstance(widget, Gtk.Container) else [])
+    if not found:
+        return
+    button = found[0]
+    images = Gtk.FileFilter()
+    images.set_name("Images")
+    images.add_pixbuf_formats()
+    button.add_filter(images)
+    button.set_filter(images)
+    thumbnail = Gtk.Image()
+    button.set_preview_widget(thumbnail)
+
+    def update(_chooser):
+        path = button.get_preview_filename()
+        try:
+            thumbnail.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_size(path, 160, 160))
+            button.set_preview_widget_active(True)
+        except Exception:  # not an image (or a folder): no thumbnail
+            button.set_preview_widget_active(False)
+
+    button.connect("update-preview", update)
+
+
+def _memory_path():
+    return os.path.join(Gimp.directory(), STYLE_MEMORY)
+
+
+def remember_style(config: Gimp.ProcedureConfig) -> None:
+    style = config.get_property("style-file")
+    if style is not None and style.get_path():
+        try:
+            with open(_memory_path(), "w", encoding="utf-8") as f:
+                f.write(style.get_path())
+        except OSError:
+            pass  # only a convenience
+
+
+def recall_style(config: Gimp.ProcedureConfig) -> None:
+    """Offer the last chosen style file when GIMP has none for this run."""
+    if config.get_property("style-file") is not None:
+        return
+    try:
+        with open(_memory_path(), encoding="utf-8") as f:
+            path = f.read().strip()
+    except OSError:
+        return
+    if os.path.isfile(path):
+        from gi.repository import Gio
+        config.set_property("style-file", Gio.File.new_for_path(path))
