@@ -3,8 +3,10 @@
     python benchmarks/bench_protocol.py
 
 Prints: the protocol's overhead for a 4000x3000 RGBA layer (client round trip minus the
-server's own job time, i.e. framing, transfer both ways and queueing; target < 0.5 s), and
-ping latency while a job runs (target < 100 ms).
+server's own job time, i.e. framing, transfer both ways and queueing; target < 0.5 s), ping
+latency while a job runs (target < 100 ms), and what the live preview costs: the same job with
+previews every 1.5 s (as the plug-in asks) against none, run alternately (target <= 10 %
+slower), and the bytes of one preview.
 """
 import io
 import socket
@@ -57,6 +59,23 @@ def ping_while_busy(client, style_png):
     print(f"ping while a job runs: median {statistics.median(latencies):.1f} ms, "
           f"max {max(latencies):.1f} ms over {len(latencies)} pings (target < 100 ms)")
 
+def preview_cost(client, style_png, rounds=2):
+    layer = photo("coffee").convert("RGB").resize((1600, 1200))
+    settings = {"preset": "balanced", "size": 384}
+    times = {0: [], 1.5: []}
+    sizes = []
+    for _ in range(rounds):
+        for seconds in times:
+            events = []
+            client.stylize(layer.tobytes(), 1600, 1200, 3, style_png, settings,
+                           on_event=events.append, preview_seconds=seconds, preview_side=1024)
+            times[seconds].append(events[-1].elapsed)
+            sizes += [len(e.pixels) for e in events if e.kind is JobEventKind.PREVIEW]
+    off, on = min(times[0]), min(times[1.5])
+    print(f"live preview (every 1.5 s, 1600x1200 layer, balanced at 384 px): job {on:.1f} s with, "
+          f"{off:.1f} s without: {100 * (on / off - 1):+.1f} % (target <= 10 %; best of {rounds}); "
+          f"{len(sizes) // rounds} previews per job, {statistics.median(sizes) / 1024:.0f} KiB each")
+
 def main():
     process, endpoint = start_server()
     try:
@@ -66,6 +85,7 @@ def main():
         print(f"idle ping: {min(client.ping() for _ in range(20)) * 1000:.2f} ms")
         overhead(client, style.getvalue())
         ping_while_busy(client, style.getvalue())
+        preview_cost(client, style.getvalue())
     finally:
         process.terminate()
         process.wait()

@@ -172,11 +172,12 @@ class Server:
             job = self.jobs.find(field(header, "job", str))
             if job is None or not job.owned_by(client, header.get("token")):
                 raise ProtocolError(protocol.UNKNOWN_JOB, f"no job {header['job'][:80]!r} of yours")
+            running = job is self.jobs.running
             if kind == "heartbeat":
                 job.last_heard = time.monotonic()
-                state = "running" if job is self.jobs.running else "queued"
-                self._send(client, "alive", job=job.id, state=state, **reply_id)
-            elif kind == "finish" and job is self.jobs.running:
+                self._send(client, "alive", job=job.id, state="running" if running else "queued",
+                           **reply_id)
+            elif kind == "finish" and running:
                 job.finish.set()
                 self._send(client, "ok", job=job.id, **reply_id)
             else:  # cancel, or finish of a job with nothing to show yet
