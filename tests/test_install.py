@@ -55,8 +55,8 @@ def test_install_is_idempotent_and_uninstall_removes_exactly_it(tmp_path, plugin
     plugin = plugins / "neural_style"
     assert os.access(plugin / "neural_style.py", os.X_OK)
     assert {p.name for p in plugin.iterdir()} == {
-        "neural_style.py", "nst_client.py", "nst_zmtp.py", "nst_launch.py", "nst_protocol.py",
-        "nst_settings.py", "config.json"}
+        "neural_style.py", "nst_canvas.py", "nst_dialog.py", "nst_watch.py", "nst_client.py",
+        "nst_zmtp.py", "nst_launch.py", "nst_protocol.py", "nst_settings.py", "config.json"}
     config = json.loads((plugin / "config.json").read_text())
     assert config["server_command"] == [str(Path(sys.prefix) / "bin" / "nst-server")]
     assert config["endpoint"] == "tcp://127.0.0.1:5555"
