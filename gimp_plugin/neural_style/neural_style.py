@@ -106,7 +106,10 @@ def paint(config, image, source, style_bytes, watch, display):
     client = nst_client.Client(endpoint)
     if not answers(client):
         start_installed_server(client, installed, watch)
-    preview = nst_canvas.PreviewLayer(image, source) if config.get_property("live-preview") else None
+    # Interactive runs only: in a script's run GIMP's progress Cancel kills the plug-in at once,
+    # which would leave the preview layer behind.
+    preview = (nst_canvas.PreviewLayer(image, source)
+               if display is not None and config.get_property("live-preview") else None)
 
     def on_event(event):
         watch.show(event)
