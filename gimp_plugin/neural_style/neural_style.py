@@ -109,7 +109,8 @@ def paint(config, image, source, style_bytes, watch, display):
     # Interactive runs only: in a script's run GIMP's progress Cancel kills the plug-in at once,
     # which would leave the preview layer behind.
     preview = (nst_canvas.PreviewLayer(image, source)
-               if display is not None and config.get_property("live-preview") else None)
+               if isinstance(watch, nst_watch.JobWindow) and config.get_property("live-preview")
+               else None)
 
     def on_event(event):
         watch.show(event)
