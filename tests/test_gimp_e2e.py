@@ -284,7 +284,7 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     assert all(p["layers"] == ["Neural Style (preview)", "in.png"] for p in previews), previews
     assert [layer["name"] for layer in report["layers"]] == ["in.png"]  # one undo: all gone
     dialog = plugin_log(session, "dialog")[0]
-    assert dialog["expanders"] == ["_Advanced"], dialog
+    assert dialog["expanders"] == ["_Advanced"] and dialog["images_only"], dialog
     assert "St_yle image" in dialog["labels"] and "Working si_ze" in dialog["labels"]
     assert "mnemonic" not in report["stderr"].lower(), report["stderr"][-2000:]
     windows = session.gui.windows()
@@ -301,35 +301,38 @@ def press_in_painting_window(session, button):
                    f"xdotool mousemove $((X + WIDTH - {offset})) $((Y + HEIGHT - 30)) click 1")
 
 
-def test_keep_current_ends_the_run_with_the_painting_so_far(session, server, files):
+@pytest.mark.parametrize("button, status, results, layers", [
+    ("Keep current", "success", [{"early": True}], ["Neural Style: starry_night", "in.png"]),
+    ("Cancel", "cancel", [], ["in.png"])])
+def test_the_painting_window_keeps_the_painting_so_far_or_cancels(
+        session, server, files, button, status, results, layers):
+    """A long run, stopped from the progress window once the canvas shows a preview: "Keep
+    current" ends the job early with its image as the new layer; "Cancel" leaves the image as
+    it was."""
     thread, outcome = gui_run(session, files, dict(FAST, preset="best", size=256))
-    press_in_painting_window(session, "Keep current")
+    press_in_painting_window(session, button)
     thread.join(120)
     report = outcome["value"]
-    assert report["status"] == "success", report
-    assert plugin_log(session, "result") == [{"early": True}]
-    assert [layer["name"] for layer in report["layers"]] == ["Neural Style: starry_night", "in.png"]
+    assert report["status"] == status, report
+    assert plugin_log(session, "result") == results
+    assert [layer["name"] for layer in report["layers"]] == layers
     assert not server.client().info()["busy"]
 
 
-def test_cancel_in_the_painting_window_leaves_the_image_as_it_was(session, server, files):
-    thread, outcome = gui_run(session, files, dict(FAST, preset="best", size=256))
-    press_in_painting_window(session, "Cancel")
-    thread.join(120)
-    report = outcome["value"]
-    assert report["status"] == "cancel", report
-    assert [layer["name"] for layer in report["layers"]] == ["in.png"]
-    assert not server.client().info()["busy"]
 
-
-
-def test_cancel_in_the_dialog_keeps_the_chosen_style_file(session, files):
-    """The user picks a painting, then presses Cancel; opening the filter again offers the same
-    painting (GIMP itself keeps a procedure's values only after a successful run)."""
-    (session.gui.folder / "cancel-dialog").touch()  # the runner cancels the first dialog only
-    report, _ = run_filter(session, files / "photo.png",
-                           dict(FAST, **{"style-file": str(files / "starry_night.png")}),
-                           mode="INTERACTIVE", then=["INTERACTIVE"])
+def test_cancel_in_the_dialog_keeps_the_chosen_style_file(gimp, server, files):
+    """On a fresh GIMP profile the user's painting is in the dialog, and they press Cancel;
+    opening the filter again offers the same painting (GIMP itself keeps a procedure's values
+    only after a successful run: without the plug-in's memory there is no style file at all)."""
+    session = GimpSession(gimp[1], gimp[0])
+    try:
+        install(session, server.endpoint)
+        (session.gui.folder / "cancel-dialog").touch()  # the runner cancels the first dialog only
+        report, _ = run_filter(session, files / "photo.png",
+                               dict(FAST, **{"style-file": str(files / "starry_night.png")}),
+                               mode="INTERACTIVE", then=["INTERACTIVE"])
+    finally:
+        session.close()
     assert report["status"] == "cancel"
     assert [run["status"] for run in report["then"]] == ["success"], report
     assert report["layers"][0]["name"] == "Neural Style: starry_night"

@@ -116,7 +116,7 @@ def paint(config, image, source, style_bytes, watch, display):
         watch.show(event)
         if preview is not None and event.kind is nst_client.JobEventKind.PREVIEW:
             preview.show(event.width, event.height, event.pixels)
-            if log.handlers and nst_canvas.still_there(image, source):
+            if log.isEnabledFor(logging.INFO) and nst_canvas.still_there(image, source):
                 log.info("preview %s", json.dumps({"shown": preview.shown, "fraction": event.fraction,
                                                    "layers": nst_canvas.layer_names(image)}))
         elif event.kind is nst_client.JobEventKind.RESULT:

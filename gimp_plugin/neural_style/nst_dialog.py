@@ -78,15 +78,16 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
     GimpUi.init(procedure.get_name())
-    recall_style(config)
+    recall_style(config, over_gimps=True)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Neural Style")
     dialog.get_label("advanced-label", "_Advanced", False, True)
     dialog.fill_box("advanced-box", ADVANCED)
     dialog.fill_expander("advanced", "advanced-label", False, "advanced-box")
     dialog.set_sensitive("size", True, config, "custom-size", False)
-    _images_only(dialog.get_widget("style-file", GimpUi.FileChooser.__gtype__))
+    filtered = _images_only(dialog.get_widget("style-file", GimpUi.FileChooser.__gtype__))
     dialog.fill(MAIN + ["advanced"])
-    log.info("dialog %s", json.dumps(_layout(dialog)))
+    if log.isEnabledFor(logging.INFO):
+        log.info("dialog %s", json.dumps(dict(_layout(dialog), images_only=filtered)))
     accepted = dialog.run()
     dialog.destroy()
     remember_style(config)
@@ -110,14 +111,14 @@ def _layout(dialog):
 
 def _images_only(chooser):
     """Filter the style chooser to images and give it a thumbnail preview, where the widget GIMP
-    made holds a GTK file chooser (it does for OPEN; nothing is lost otherwise)."""
+    made holds a GTK file chooser (it does for OPEN; nothing is lost otherwise). True if so."""
     from gi.repository import GdkPixbuf, Gtk
     found = [chooser]
     while found and not isinstance(found[0], Gtk.FileChooser):
         widget = found.pop(0)
         found.extend(widget.get_children() if isinstance(widget, Gtk.Container) else [])
     if not found:
-        return
+        return False
     button = found[0]
     images = Gtk.FileFilter()
     images.set_name("Images")
@@ -136,6 +137,7 @@ def _images_only(chooser):
             button.set_preview_widget_active(False)
 
     button.connect("update-preview", update)
+    return True
 
 
 def _memory_path():
@@ -152,9 +154,11 @@ def remember_style(config: Gimp.ProcedureConfig) -> None:
             pass  # only a convenience
 
 
-def recall_style(config: Gimp.ProcedureConfig) -> None:
-    """Offer the last chosen style file when GIMP has none for this run."""
-    if config.get_property("style-file") is not None:
+def recall_style(config: Gimp.ProcedureConfig, over_gimps: bool = False) -> None:
+    """Offer the style file last chosen in the dialog: in the dialog, over GIMP's own last
+    values (those of the last successful run, older than a pick the user then cancelled);
+    otherwise only when GIMP has none."""
+    if config.get_property("style-file") is not None and not over_gimps:
         return
     try:
         with open(_memory_path(), encoding="utf-8") as f:
