@@ -7,6 +7,7 @@ that is a failure.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,24 +39,10 @@ def gimp(request):
     return request.param, found
 
 
-def install(session, endpoint):
-    """python3 install.py as a user runs it, with the session's HOME: it must find GIMP's user
-    folder by itself (it reuses this test virtualenv for the server)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GIMP3_DIRECTORY", "XDG_CONFIG_HOME", "XDG_DATA_HOME")}
-    done = subprocess.run(
-        [sys.executable, str(REPO / "install.py"), "--venv", sys.prefix, "--endpoint", endpoint,
-         "--no-demo"],
-        capture_output=True, text=True, env=dict(env, HOME=str(session.home)))
-    assert done.returncode == 0, done.stderr
-    assert f"GIMP 3 plug-in folder(s): {session.plugins}\n" in done.stdout
-    return session.plugins / "neural_style"
-
-
 @pytest.fixture(scope="module")
 def session(gimp, server):
     session = GimpSession(gimp[1], gimp[0])
-    install(session, server.endpoint)
+    session.install(server.endpoint)
     yield session
     session.close()
 
@@ -174,7 +161,7 @@ def test_server_down_returns_how_to_start_it_quickly(gimp, files):
     version, root = gimp
     session = GimpSession(root, version)
     try:
-        plugin = install(session, free_endpoint())
+        plugin = session.install(free_endpoint())
         config = json.loads((plugin / "config.json").read_text())
         config.pop("server_command")  # as if the installer had not recorded how to start it
         (plugin / "config.json").write_text(json.dumps(config))
@@ -197,7 +184,7 @@ def test_a_stopped_server_is_started_by_the_filter(gimp, files):
     binds = sorted({sys.prefix, sys.base_prefix, str(REPO)}) if root != Path("/") else ()
     pid_file = session.home / ".local" / "state" / "neural-style-gimp" / "nst-server.pid"
     try:
-        install(session, free_endpoint())
+        session.install(free_endpoint())
         report, _ = run_filter(session, files / "photo.png",
                                dict(FAST, **{"style-file": str(files / "starry_night.png")}),
                                binds=binds)
@@ -320,13 +307,43 @@ def test_the_painting_window_keeps_the_painting_so_far_or_cancels(
 
 
 
+def test_closing_the_image_mid_run_drops_the_job_quietly(gimp, server, files):
+    """Filters > Artistic > Neural Style… from the menu on a fresh profile (the painting the
+    user chose last time is remembered), OK; once the canvas shows the painting forming, the
+    user closes the image. GIMP asks nothing (the preview is not an unsaved change), the server
+    drops the job within a few seconds, and no error message appears, then or later."""
+    session = GimpSession(gimp[1], gimp[0])
+    try:
+        session.install(server.endpoint)
+        work = session.inside / "work"
+        work.mkdir()
+        photo("astronaut").resize((400, 330), Image.LANCZOS).save(work / "in.png")
+        shutil.copy(files / "starry_night.png", work)
+        (session.plugins.parent / "neural-style-last-style.txt").write_text(  # nst_dialog.STYLE_MEMORY
+            session.path_in_gimp(work / "starry_night.png"))
+        session.start_gui([session.path_in_gimp(work / "in.png")])
+        session.gui.open_filter()
+        wait_until(lambda: plugin_log(session, "preview"), 120, "a preview on the canvas")
+        session.gui.close_image()
+        wait_until(lambda: not server.client().info()["busy"], 5, "the server to drop the job")
+        time.sleep(3)  # time for any late error message to show
+        windows, cancelled = session.gui.windows(), plugin_log(session, "cancelled")
+        stderr = session.stop()
+    finally:
+        session.close()
+    assert cancelled == [{"by": "closing the image"}]
+    assert not any(w.startswith("Close ") or "Message" in w for w in windows), windows
+    for trace in ("invalid ID", "Too many error messages", "failed", "Traceback"):
+        assert trace not in stderr, stderr[-3000:]
+
+
 def test_cancel_in_the_dialog_keeps_the_chosen_style_file(gimp, server, files):
     """On a fresh GIMP profile the user's painting is in the dialog, and they press Cancel;
     opening the filter again offers the same painting (GIMP itself keeps a procedure's values
     only after a successful run: without the plug-in's memory there is no style file at all)."""
     session = GimpSession(gimp[1], gimp[0])
     try:
-        install(session, server.endpoint)
+        session.install(server.endpoint)
         (session.gui.folder / "cancel-dialog").touch()  # the runner cancels the first dialog only
         report, _ = run_filter(session, files / "photo.png",
                                dict(FAST, **{"style-file": str(files / "starry_night.png")}),

@@ -97,7 +97,7 @@ def read_style(config):
         raise PluginError(f"Cannot read the style image {path}: {exc.strerror}") from None
 
 
-def paint(config, image, source, style_bytes, watch, display):
+def paint(config, image, source, style_bytes, watch):
     """Run the job on the server, with the live preview on the canvas if asked; return the
     result's pixels (JobCancelled once the user cancelled or the image went away)."""
     installed = load_config()
@@ -124,7 +124,7 @@ def paint(config, image, source, style_bytes, watch, display):
 
     def should_cancel():
         watch.pump()
-        return watch.cancelled or not nst_canvas.still_there(image, source, display)
+        return watch.cancelled or not nst_canvas.still_there(image, source)
 
     width, height = source.get_width(), source.get_height()
     try:
@@ -144,11 +144,10 @@ def stylize(config, image, drawables, interactive):
     source = nst_canvas.check_drawable(image, drawables)
     style_path, style_bytes = read_style(config)
     watch = nst_watch.JobWindow() if interactive else nst_watch.GimpProgress()
-    display = Gimp.default_display() if interactive else None  # the window it was started from
     try:
-        pixels = paint(config, image, source, style_bytes, watch, display)
+        pixels = paint(config, image, source, style_bytes, watch)
     except nst_client.JobCancelled:
-        closed = not nst_canvas.still_there(image, source, display)
+        closed = not nst_canvas.still_there(image, source)
         log.info("cancelled %s", json.dumps({"by": "closing the image" if closed else "the user"}))
         return False
     except nst_client.ServerError as exc:
@@ -194,7 +193,7 @@ class NeuralStyle(Gimp.PlugIn):
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label("Neural Style…")
+        procedure.set_menu_label("_Neural Style…")  # N: free among Artistic's filters
         procedure.add_menu_path("<Image>/Filters/Artistic")
         procedure.set_documentation(
             "Repaint the layer in the style of a painting",

@@ -38,11 +38,9 @@ def read_pixels(layer: Gimp.Layer) -> bytes:
     return layer.get_buffer().get(rect, 1.0, pixel_format(layer), Gegl.AbyssPolicy.CLAMP)
 
 
-def still_there(image: Gimp.Image, source: Gimp.Layer, display: Gimp.Display | None = None) -> bool:
-    """False once the user closed the image (or the window the filter was started from) or
-    deleted the layer while the server worked. (An image a script still holds stays valid after
-    its window closed: the window says more.)"""
-    return image.is_valid() and source.is_valid() and (display is None or display.is_valid())
+def still_there(image: Gimp.Image, source: Gimp.Layer) -> bool:
+    """False once the user closed the image or deleted the layer while the server worked."""
+    return image.is_valid() and source.is_valid()
 
 
 def layer_names(image: Gimp.Image) -> list[str]:
@@ -61,8 +59,9 @@ def _new_layer(image, source, name, width, height, layer_type, pixels, pixels_fo
 
 class PreviewLayer:
     """The job's current image in a temporary layer above the source, scaled over it. Kept out of
-    the undo history (the undo stack is frozen around each change), and removed at the end
-    whatever happened, so that it leaves no trace."""
+    the undo history (the undo stack is frozen around each change) and out of the image's
+    unsaved-changes state (an unchanged image stays clean: closing it asks nothing), and removed
+    at the end whatever happened, so that it leaves no trace."""
 
     def __init__(self, image: Gimp.Image, source: Gimp.Layer):
         self.image, self.source = image, source
@@ -74,6 +73,7 @@ class PreviewLayer:
             return
         gray = self.image.get_base_type() == Gimp.ImageBaseType.GRAY
         layer_type = Gimp.ImageType.GRAY_IMAGE if gray else Gimp.ImageType.RGB_IMAGE
+        clean = not self.image.is_dirty()
         self.image.undo_freeze()
         Gimp.context_push()
         try:
@@ -87,19 +87,25 @@ class PreviewLayer:
             self.layer = layer
         finally:
             Gimp.context_pop()
-            self.image.undo_thaw()
+            self._thaw(clean)
         self.shown += 1
         Gimp.displays_flush()
 
     def remove(self) -> None:
         if self.layer is None or not self.image.is_valid():
             return
+        clean = not self.image.is_dirty()
         self.image.undo_freeze()
         try:
             self._drop()
         finally:
-            self.image.undo_thaw()
+            self._thaw(clean)
         Gimp.displays_flush()
+
+    def _thaw(self, clean):
+        self.image.undo_thaw()
+        if clean:  # it was clean just before this change, which is not the user's work
+            self.image.clean_all()
 
     def _drop(self):
         if self.layer is not None and self.layer.is_valid():

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +53,20 @@ class GimpSession:
         self.plugin_log = self.inside / "plugin.log"
         self.gui = Gui(self)
 
+    def install(self, endpoint):
+        """python3 install.py as a user runs it, with the session's HOME: it must find GIMP's
+        user folder by itself (it reuses the running virtualenv for the server). The plug-in's
+        folder."""
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("GIMP3_DIRECTORY", "XDG_CONFIG_HOME", "XDG_DATA_HOME")}
+        done = subprocess.run(
+            [sys.executable, str(REPO / "install.py"), "--venv", sys.prefix, "--endpoint", endpoint,
+             "--no-demo"],
+            capture_output=True, text=True, env=dict(env, HOME=str(self.home)))
+        assert done.returncode == 0, done.stderr
+        assert f"GIMP 3 plug-in folder(s): {self.plugins}\n" in done.stdout
+        return self.plugins / "neural_style"
+
     def path_in_gimp(self, host_path):
         """How GIMP (inside the root) sees a path under the session folder."""
         return "/" + str(Path(host_path).relative_to(self.root))
@@ -61,6 +76,41 @@ class GimpSession:
         `gui` the full GIMP under Xvfb, driven by the runner (GUI_RUNNER, Gui).
         `binds`: host folders to make visible at the same paths inside the GIMP root.
         The plug-in logs what it does on the canvas to `plugin_log` (NST_PLUGIN_LOG)."""
+        command = self._command(gui, open_files, binds,
+                                ["--batch-interpreter=python-fu-eval", "-b", "-", "--quit"])
+        self.gimp = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = self.gimp.communicate(code, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+        return subprocess.CompletedProcess(command, self.gimp.returncode, out, err)
+
+    def start_gui(self, open_files=()):
+        """Start the full GIMP under Xvfb showing `open_files`, with nothing else running: the
+        test drives it as a user does (Gui), then stop() ends it."""
+        self.gimp = subprocess.Popen(self._command(True, open_files, (), []),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(" – GIMP" in title for title in self.gui.windows()):
+            if time.monotonic() > deadline or self.gimp.poll() is not None:
+                raise AssertionError(f"GIMP did not show {open_files}: {self.stop()[-3000:]}")
+            time.sleep(0.3)
+
+    def stop(self):
+        """Kill the GIMP this session started (its plug-ins too); return its stderr."""
+        if self.gimp is None:
+            return ""
+        for process in [*self.started(), psutil.Process(self.gimp.pid)]:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        return self.gimp.communicate()[1] or ""
+
+    def _command(self, gui, open_files, binds, batch):
         env = ["/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin",
                f"HOME={self.path_in_gimp(self.home)}",
                f"NST_PLUGIN_LOG={self.path_in_gimp(self.plugin_log)}",
@@ -69,22 +119,14 @@ class GimpSession:
         if gui:
             (self.plugins.parent / "gimprc").write_text("(show-welcome-dialog no)\n(check-updates no)\n")
             gimp = ["sh", "-c", GUI_RUNNER, "sh", f"gimp-{self.version}", "--no-splash"]
-        gimp = [*env, *gimp, *open_files, "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
-        if self.root != Path("/"):
-            mounts = "".join(f"mkdir -p {self.root}{b} && mount --bind {b} {self.root}{b} && "
-                             for b in binds)
-            mounts += (f"mount -t proc proc {self.root}/proc && "
-                       f"mount --bind /dev {self.root}/dev && exec chroot {self.root} \"$@\"")
-            gimp = ["unshare", "--mount", "sh", "-c", mounts, "sh", *gimp]
-        self.gimp = subprocess.Popen(gimp, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        try:
-            out, err = self.gimp.communicate(code, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for process in [*self.started(), psutil.Process(self.gimp.pid)]:
-                process.kill()
-            raise
-        return subprocess.CompletedProcess(gimp, self.gimp.returncode, out, err)
+        command = [*env, *gimp, *open_files, *batch]
+        if self.root == Path("/"):
+            return command
+        mounts = "".join(f"mkdir -p {self.root}{b} && mount --bind {b} {self.root}{b} && "
+                         for b in binds)
+        mounts += (f"mount -t proc proc {self.root}/proc && "
+                   f"mount --bind /dev {self.root}/dev && exec chroot {self.root} \"$@\"")
+        return ["unshare", "--mount", "sh", "-c", mounts, "sh", *command]
 
     def started(self):
         """The processes under the GIMP this session started (its plug-ins among them)."""
@@ -115,10 +157,11 @@ def _cmdline(process):
 
 # Runs "$@" (GIMP) under its own Xvfb. While GIMP runs: every window title seen is added to
 # $NST_GUI/windows; the welcome dialog is closed; the plug-in's progress window moves to the
-# bottom right (off GIMP's menus); each settings dialog ("Neural Style") gets OK (bottom right; no window
-# manager, so dialogs open at 0,0 without decorations), or Escape once where $NST_GUI/cancel-dialog
-# exists; each $NST_GUI/command-* file (a shell snippet from the test, see Gui) runs once, its
-# output in command-*.done.
+# bottom right (off GIMP's menus), or to the "X Y" in $NST_GUI/painting-at; each settings dialog
+# ("Neural Style") gets OK (bottom right; no window manager, so dialogs open at 0,0 without
+# decorations), or Escape once where $NST_GUI/cancel-dialog exists, or stays open while
+# $NST_GUI/hold-dialog exists; each $NST_GUI/command-* file (a shell snippet from the test, see
+# Gui) runs once, its output in command-*.done.
 GUI_RUNNER = r"""
 display=:$((100 + $$ % 400))
 Xvfb $display -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
@@ -138,13 +181,13 @@ while kill -0 $gimp 2>/dev/null; do
         xdotool windowfocus --sync $window key Escape  # 3.0 shows it on a version's first start
     done
     for window in $(xdotool search --onlyvisible --name '^Neural Style: painting$' 2>/dev/null); do
-        xdotool windowmove $window 860 640  # off GIMP's menus and image tabs
+        xdotool windowmove $window $(cat "$NST_GUI/painting-at" 2>/dev/null || echo 860 640)
     done
     for window in $(xdotool search --onlyvisible --name '^Neural Style$' 2>/dev/null); do
         if [ -e "$NST_GUI/cancel-dialog" ]; then
             xdotool windowfocus --sync $window key Escape
             rm -f "$NST_GUI/cancel-dialog"
-        else
+        elif [ ! -e "$NST_GUI/hold-dialog" ]; then
             eval "$(xdotool getwindowgeometry --shell $window)"
             xdotool mousemove $((X + WIDTH - 54)) $((Y + HEIGHT - 42)) click 1
         fi
@@ -160,6 +203,12 @@ while kill -0 $gimp 2>/dev/null; do
 done
 wait $gimp
 """
+
+
+# Where GIMP's default single-window layout puts things at 1280x800 (no window manager), as
+# measured on screenshots: the Filters menu and its Artistic item; the image tab's close button.
+MENU_AT = {"3.0": ((426, 12), (470, 313)), "3.2": ((401, 10), (440, 299))}
+CLOSE_TAB_AT = {"3.0": (268, 46), "3.2": (268, 45)}
 
 
 class Gui:
@@ -190,6 +239,20 @@ class Gui:
         manager, xdotool does not count GIMP's image window as visible)."""
         return self.do(f"w=$(xdotool search --name '{title}' | tail -1)\n"
                        f"[ -n \"$w\" ] && xdotool windowfocus --sync $w key {keys}")
+
+    def open_filter(self, start=True):
+        """Filters > Artistic > Neural Style… with the mouse and keys, as a user does; with
+        `start` False the menu stays open on the entry."""
+        filters, artistic = MENU_AT[self.session.version]
+        last = "key n" if start else "key Down " * 11  # N: the entry's mnemonic; 11: its place
+        self.do(f"xdotool mousemove {filters[0]} {filters[1]} click 1; sleep 1\n"
+                f"xdotool mousemove {artistic[0]} {artistic[1]}; sleep 0.5\n"
+                f"xdotool key Right; sleep 0.5\nxdotool {last}; sleep 0.5")
+
+    def close_image(self):
+        """Click the close button on the image's tab (single-window mode)."""
+        x, y = CLOSE_TAB_AT[self.session.version]
+        self.do(f"xdotool mousemove {x} {y} click 1")
 
     def screenshot(self, host_path):
         inside = self.session.path_in_gimp(self.folder / "shot.png")
