@@ -1,188 +1,187 @@
-"""Engine benchmark: the `paper` baseline and the default preset side by side, in one process.
+"""Engine benchmark: the presets against the classic recipe and the published one, on real
+paintings, in one process.
 
-    python benchmarks/bench_engine.py            # 3 pairs at 256 px, plus the 512-px memory run
-                                                 # and the 12-megapixel CLI run
-    python benchmarks/bench_engine.py --pairs 1 --skip-photo --skip-memory   # quicker look
+    python benchmarks/bench_engine.py                      # ../shared/styles if present, 512 px
+    python benchmarks/bench_engine.py --size 256 --classic 200 --recipes balanced   # quicker
+    python benchmarks/bench_engine.py --sheet docs/images/presets.jpg               # + the sheet
 
-Per content/style pair it prints: wall seconds and seconds/iteration of both presets, the fixed
-evaluator's (nst_server.evaluate) content and style losses of both results, and how long the
-default needed to reach a result no worse than paper's final one on both losses. Evaluation time
-is excluded from every timing. Then medians of the ratios, the achieved GFLOP/s per iteration,
-peak memory of a 512-px run, and a timed `nst-stylize` run on a 12-megapixel photo.
+Pairs: scikit-image's photos, each with a painting of the style folder in turn (default
+../shared/styles when present, else the generated samples). Per pair, every recipe runs from the
+same photo at the same working size:
+  - `classic`: jcjohnson/neural-style's defaults (presets.CLASSIC) for the largest --classic
+    budget, its losses noted at each budget;
+  - each of --recipes (presets, `paper` among them).
+It prints each recipe's fixed-evaluator losses over time (nst_server.evaluate: evaluation time
+excluded from every timing), the palette distance to the painting (sliced Wasserstein in CIE Lab,
+lower is closer), the time each preset needs to be no worse than the classic recipe on both losses
+at each budget, and against `paper`. Then medians over the pairs, with the targets.
 """
 import argparse
-import os
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 from nst_server.engine import Stylizer
-from nst_server.presets import resolve
-from nst_server.evaluate import Evaluator
+from nst_server.evaluate import Evaluator, palette_distance
 from nst_server.images import fit_size
-from nst_server.presets import PRESETS
-from nst_server.samples import painting, photo
-from nst_server.vgg import BLOCKS
-from neural_style.nst_settings import DEFAULT_PRESET
+from nst_server.presets import CLASSIC, classic_tv_weight
+from nst_server.samples import PALETTES, PHOTOS, painting, photo
 
-PAIRS = (("astronaut", "swirls"), ("chelsea", "embers"), ("coffee", "meadow"),
-         ("rocket", "swirls"), ("motorcycle_left", "embers"))
+SHARED_STYLES = Path(__file__).resolve().parents[2] / "shared" / "styles"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
 
 
-def run_preset(stylizer, evaluator, content, style, preset, size, every):
-    """Run one preset; return (result, wall s, s/iteration, [(t, content, style)] timeline)."""
-    timeline, paused = [], [0.0]
+def load_styles(folder):
+    """{name: painting} from `folder`, or the generated samples when there is none."""
+    if folder is None:
+        return {name: painting(name) for name in PALETTES}
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        sys.exit(f"no paintings in {folder}")
+    return {p.stem: Image.open(p).convert("RGB") for p in files}
 
-    def on_progress(p):
-        if p.iteration % every and p.iteration != p.total:
+
+class Timeline:
+    """A recipe's run: (iteration, seconds, content loss, style loss), evaluated every `every`
+    iterations, the evaluation's time excluded."""
+
+    def __init__(self, evaluator, content, style, every):
+        self.evaluator, self.content, self.style, self.every = evaluator, content, style, every
+        self.points, self.paused = [], 0.0
+
+    def __call__(self, progress):
+        if progress.iteration % self.every and progress.iteration != progress.total:
             return
-        t0 = time.perf_counter()
-        image = p.preview()
-        timeline.append((p.elapsed - paused[0], evaluator.content_loss(image, content),
-                         evaluator.style_loss(image, style)))
-        paused[0] += time.perf_counter() - t0
-
-    start = time.perf_counter()
-    result = stylizer.stylize(content, style, {"preset": preset, "size": size},
-                              on_progress=on_progress)
-    wall = time.perf_counter() - start - paused[0]
-    return result, wall, wall / resolve({"preset": preset}, size).iterations, timeline
-
-
-def time_to_reach(timeline, content_loss, style_loss):
-    """First time at which both losses are no worse than the given ones (None: never)."""
-    return next((t for t, c, s in timeline if c <= content_loss and s <= style_loss), None)
-
-
-def conv_gflop(width, height, deepest_block=5):
-    """GFLOP of VGG19 up to relu5_1: forward plus the backward to the image (2x forward)."""
-    flops, w, h, channels = 0, width, height, 3
-    widths = (64, 128, 256, 512, 512)
-    for (block, convs), out in zip(BLOCKS[:deepest_block], widths):
-        for _ in range(convs):
-            flops += 2 * 9 * channels * out * w * h
-            channels = out
-        w, h = w // 2, h // 2
-    return 2 * flops / 1e9
-
-
-def measure_iteration(stylizer, size, steps=8):
-    """Seconds per forward+backward of the default preset's model at size x size."""
-    preset = PRESETS[DEFAULT_PRESET]
-    vgg = stylizer._model(stylizer.profile.dtype)
-    layers = list(dict.fromkeys([*preset.content_layers, *preset.style_layers]))
-    x = torch.randn(1, 3, size, size, device=stylizer.device, requires_grad=True)
-    times = []
-    for _ in range(steps + 1):
         start = time.perf_counter()
-        feats = vgg(x, layers)
-        sum(f.float().square().mean() for f in feats.values()).backward()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        image = progress.preview()
+        self.points.append((progress.iteration, progress.elapsed - self.paused,
+                            self.evaluator.content_loss(image, self.content),
+                            self.evaluator.style_loss(image, self.style)))
+        self.paused += time.perf_counter() - start
+
+    def at(self, iteration):
+        return next(p for p in self.points if p[0] >= iteration)
+
+    def time_to_reach(self, content_loss, style_loss):
+        """First time both losses are no worse than the given ones (None: never)."""
+        return next((t for _, t, c, s in self.points if c <= content_loss and s <= style_loss), None)
 
 
-def bench_pairs(stylizer, evaluator, pairs, size):
-    rows, pictures = [], []
-    for content_name, style_name in pairs:
-        source = photo(content_name)
-        content = source.resize(fit_size(*source.size, size), Image.LANCZOS)
-        style = painting(style_name)
-        paper, p_wall, p_it, p_line = run_preset(stylizer, evaluator, content, style, "paper",
-                                                 size, 50)
-        p_c, p_s = p_line[-1][1:]
-        default, d_wall, d_it, d_line = run_preset(stylizer, evaluator, content, style,
-                                                   DEFAULT_PRESET, size, 2)
-        pictures.append((content, style, paper, default))
-        d_c, d_s = d_line[-1][1:]
-        reach = time_to_reach(d_line, p_c, p_s)
-        rows.append((p_wall, d_wall, reach, d_s / p_s, d_c / p_c))
-        print(f"{content_name:>15} + {style_name:<7} paper: {p_wall:6.1f} s {p_it:.3f} s/it "
-              f"content {p_c:.4g} style {p_s:.4g} | {DEFAULT_PRESET}: {d_wall:5.1f} s "
-              f"{d_it:.3f} s/it content {d_c:.4g} style {d_s:.4g} | reaches paper's final in "
-              + (f"{reach:.1f} s ({reach / p_wall:.3f} of paper's time)" if reach else "never"),
-              flush=True)
-    return rows, pictures
+def run(stylizer, evaluator, content, style, settings, every, recipe=None):
+    line = Timeline(evaluator, content, style, every)
+    result = stylizer.stylize(content, style, settings, on_progress=line, recipe=recipe)
+    return result, line
 
 
-def save_picture(pictures, path, height=256):
-    """One row per pair: content | style | paper | default, each `height` px high."""
+def ratio(numerator, denominator):
+    return float("inf") if numerator is None else numerator / denominator
+
+
+def bench_pair(stylizer, evaluator, content, style, args):
+    """Run classic and every recipe on one pair; print its lines; return (figures, pictures)."""
+    budgets = sorted(args.classic)
+    classic_settings = {"size": args.size, "iterations": budgets[-1],
+                        "tv_weight": classic_tv_weight(*content.size)}
+    classic, classic_line = run(stylizer, evaluator, content, style, classic_settings, 10, CLASSIC)
+    marks = {n: classic_line.at(n) for n in budgets}
+    for n, (_, t, c, s) in marks.items():
+        print(f"  classic @{n:<5} {t:7.1f} s  content {c:.4g}  style {s:.4g}")
+    print(f"  classic palette distance {palette_distance(classic, style):.2f}")
+    figures, pictures = {}, {"classic": classic}
+    for name in args.recipes:
+        result, line = run(stylizer, evaluator, content, style, {"preset": name, "size": args.size},
+                           50 if name == "paper" else 2)
+        _, wall, c, s = line.points[-1]
+        distance = palette_distance(result, style)
+        reach = {n: line.time_to_reach(mc, ms) for n, (_, _, mc, ms) in marks.items()}
+        figures[name] = {"line": line, "wall": wall, "content": c, "style": s, "palette": distance,
+                         "vs classic": {n: ratio(reach[n], marks[n][1]) for n in budgets}}
+        pictures[name] = result
+        print(f"  {name:<9} {wall:7.1f} s  content {c:.4g}  style {s:.4g}  palette {distance:.2f}  "
+              + "  ".join(f"reaches classic@{n} in " + (f"{reach[n]:.1f} s ({reach[n] / marks[n][1]:.2f}"
+                                                       f" of its time)" if reach[n] else "never")
+                          for n in budgets))
+    figures["classic"] = {"marks": marks, "palette": palette_distance(classic, style)}
+    return figures, pictures
+
+
+def summarize(rows, budgets):
+    median = statistics.median
+    print(f"\nmedians over {len(rows)} pairs:")
+    names = [n for n in rows[0] if n != "classic"]
+    print(f"  palette distance: classic {median(r['classic']['palette'] for r in rows):.2f}, "
+          + ", ".join(f"{n} {median(r[n]['palette'] for r in rows):.2f}" for n in names))
+    for name in names:
+        if name == "paper":
+            continue
+        for n in budgets:
+            print(f"  {name} reaches classic@{n} in {median(r[name]['vs classic'][n] for r in rows):.3f}"
+                  " of classic's time (targets: balanced@200 <= 0.333, best@1000 < 1)")
+    if "paper" in names and "balanced" in names:
+        reach = [ratio(r["balanced"]["line"].time_to_reach(r["paper"]["content"], r["paper"]["style"]),
+                       r["paper"]["wall"]) for r in rows]
+        style = median(r["balanced"]["style"] / r["paper"]["style"] for r in rows)
+        content = median(r["balanced"]["content"] / r["paper"]["content"] for r in rows)
+        print(f"  balanced reaches paper's final in {median(reach):.3f} of paper's time (target <= 0.05); "
+              f"final style / paper's {style:.3f} (target <= 0.5); final content / paper's "
+              f"{content:.3f} (target <= 1)")
+
+
+def save_sheet(rows_of_pictures, columns, path, height=256):
+    """One row per pair: photo | painting | each recipe, `height` px high, labelled above."""
+    from PIL import ImageDraw
     rows = [[image.resize((round(image.width * height / image.height), height), Image.LANCZOS)
-             for image in row] for row in pictures]
-    sheet = Image.new("RGB", (max(sum(i.width for i in r) + 8 * 3 for r in rows),
-                              len(rows) * (height + 8) - 8), "white")
+             for image in row] for row in rows_of_pictures]
+    width = max(sum(i.width + 8 for i in r) for r in rows)
+    sheet = Image.new("RGB", (width, 20 + len(rows) * (height + 8)), "white")
+    draw = ImageDraw.Draw(sheet)
     for y, row in enumerate(rows):
         x = 0
-        for image in row:
-            sheet.paste(image, (x, y * (height + 8)))
+        for label, image in zip(columns, row):
+            if y == 0:
+                draw.text((x + 4, 4), label, fill="black")
+            sheet.paste(image, (x, 20 + y * (height + 8)))
             x += image.width + 8
-    sheet.save(path)
-    print(f"side-by-side picture (content | style | paper | {DEFAULT_PRESET}): {path}")
-
-
-def summarize(rows):
-    median = statistics.median
-    reach = [r[2] / r[0] if r[2] else float("inf") for r in rows]
-    print(f"\nmedian over {len(rows)} pairs: time to reach paper's final / paper's time = "
-          f"{median(reach):.3f} (target <= 0.05); final style loss / paper's = "
-          f"{median(r[3] for r in rows):.3f} (target <= 0.5); final content loss / paper's = "
-          f"{median(r[4] for r in rows):.3f} (target <= 1)")
-
-
-def bench_memory(size):
-    """Peak RSS of a fresh process that loads the model and runs the default preset at `size`."""
-    code = ("import resource; from nst_server.engine import Stylizer;"
-            "from nst_server.samples import photo, painting;"
-            f"Stylizer().stylize(photo('astronaut'), painting('swirls'), {{'size': {size}}});"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    print(f"peak memory of a {size}-px run of '{DEFAULT_PRESET}' on "
-          f"{Stylizer.__name__}'s default device: {int(out.stdout.split()[-1]) / 1024:.0f} MiB "
-          "(whole process: Python, torch, model, run)")
-
-
-def bench_photo(megapixels=12):
-    """`nst-stylize` with default settings on a 4000x3000 photo, model load included."""
-    with tempfile.TemporaryDirectory() as tmp:
-        content, style, out = (os.path.join(tmp, n) for n in ("photo.jpg", "style.png", "out.jpg"))
-        photo("astronaut").resize((4000, 3000), Image.LANCZOS).save(content, quality=92)
-        painting("swirls").save(style)
-        cli = os.path.join(os.path.dirname(sys.executable), "nst-stylize")
-        start = time.perf_counter()
-        subprocess.run([cli, content, style, "-o", out, "--quiet"], check=True)
-        wall = time.perf_counter() - start
-        size = Image.open(out).size
-    print(f"nst-stylize, default settings, {megapixels}-megapixel photo: {wall:.1f} s "
-          f"(target <= 60 s), result {size[0]}x{size[1]}")
+    sheet.save(path, quality=90)
+    print(f"sheet ({' | '.join(columns)}): {path}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", type=int, default=3, help="content/style pairs (max 5)")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--skip-photo", action="store_true")
-    parser.add_argument("--picture", help="save content | style | paper | default rows here")
+    parser.add_argument("--styles", type=Path, default=SHARED_STYLES if SHARED_STYLES.is_dir() else None,
+                        help="folder of paintings (default: ../shared/styles, else the samples)")
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--classic", type=lambda v: [int(n) for n in v.split(",")], default=[200, 1000],
+                        help="the classic recipe's iteration budgets (default 200,1000)")
+    parser.add_argument("--recipes", type=lambda v: v.split(","),
+                        default=["fast", "balanced", "best", "paper"])
+    parser.add_argument("--sheet", help="save photo | painting | classic | each recipe here")
     args = parser.parse_args()
     stylizer = Stylizer()
-    print(f"device {stylizer.device}, convolutions in {stylizer.profile.dtype}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}\n")
-    rows, pictures = bench_pairs(stylizer, Evaluator(stylizer), PAIRS[:args.pairs], args.size)
-    summarize(rows)
-    if args.picture:
-        save_picture(pictures, args.picture)
-    seconds = measure_iteration(stylizer, args.size)
-    print(f"forward+backward to relu5_1 at {args.size}x{args.size}: {seconds:.3f} s, "
-          f"{conv_gflop(args.size, args.size) / seconds:.0f} GFLOP/s (target >= 300)")
-    if not args.skip_memory:
-        bench_memory(512)
-    if not args.skip_photo:
-        bench_photo()
+    evaluator = Evaluator(stylizer)
+    styles = load_styles(args.styles)
+    print(f"device {stylizer.device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{args.size} px, paintings from {args.styles or 'the samples'}\n")
+    rows, sheet_rows = [], []
+    for index in range(args.pairs):
+        photo_name = PHOTOS[index % len(PHOTOS)]
+        style_name, style = list(styles.items())[index % len(styles)]
+        source = photo(photo_name)
+        content = source.resize(fit_size(*source.size, args.size), Image.LANCZOS)
+        print(f"{photo_name} + {style_name}:", flush=True)
+        figures, pictures = bench_pair(stylizer, evaluator, content, style, args)
+        rows.append(figures)
+        sheet_rows.append([content, style, *pictures.values()])
+    summarize(rows, sorted(args.classic))
+    if args.sheet:
+        save_sheet(sheet_rows, ["photo", "painting", f"classic @{max(args.classic)}", *args.recipes],
+                   args.sheet)
     print(f"\nthis process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

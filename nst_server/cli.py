@@ -1,4 +1,4 @@
-"""`nst-stylize CONTENT STYLE -o OUT`: the engine from a terminal, with a progress bar.
+"""`nst-stylize CONTENT STYLE [STYLE ...] -o OUT`: the engine from a terminal, with a progress bar.
 
 Option names are a public API shared with the GIMP plug-in's arguments (nst_settings.KNOBS).
 Usage errors (missing file, not an image, bad value) print one line and exit with status 2.
@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from neural_style import nst_settings
 from neural_style.nst_client import NSTError
+from neural_style.nst_protocol import MAX_STYLES
 
 from .errors import InputError, Stopped
 
@@ -31,7 +32,8 @@ def build_parser():
         prog="nst-stylize", description="Repaint CONTENT in the style of STYLE (neural style "
         "transfer, Gatys et al.). The result has CONTENT's size; alpha is kept.")
     parser.add_argument("content", nargs="?", help="the image to repaint")
-    parser.add_argument("style", nargs="?", help="the painting whose style to use")
+    parser.add_argument("style", nargs="*", help="the painting whose style to use; several are "
+                        "blended (see --style-weights)")
     parser.add_argument("-o", "--output", help="where to write the result (PNG, JPEG, WebP, TIFF)")
     parser.add_argument("--demo", action="store_true", help="stylize a bundled photo with a "
                         f"bundled painting (offline); writes {DEMO_OUTPUT} unless -o is given")
@@ -42,6 +44,8 @@ def build_parser():
         else:
             kwargs.update(type=_typed(knob), metavar=knob.name.upper())
         parser.add_argument(knob.option, default=knob.default, **kwargs)
+    parser.add_argument("--style-weights", type=_weights, metavar="W1,W2,...",
+                        help="each painting's weight in a blend, e.g. 0.7,0.3 (default: equal)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--weights", default="original", help="VGG19 weights: original (bundled, "
                         "offline), torchvision (downloads 548 MB once) or a state-dict file")
@@ -61,6 +65,13 @@ def _typed(knob):
     return convert
 
 
+def _weights(text):
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
+
+
 def _number(text):
     try:
         return float(text)
@@ -72,9 +83,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        content, style, output = _inputs(args, parser)
+        content, styles, output = _inputs(args, parser)
         settings = {name: getattr(args, name) for name in nst_settings.KNOBS}
-        result = _run(args, content, style, settings)
+        result = _run(args, content, styles, settings)
         result.save(output)
     except (InputError, OSError) as exc:
         print(f"nst-stylize: error: {exc}", file=sys.stderr)
@@ -93,12 +104,18 @@ def main(argv=None):
 def _inputs(args, parser):
     if args.demo:
         from .samples import painting, photo
-        return photo("chelsea"), painting("swirls"), args.output or DEMO_OUTPUT
+        return photo("chelsea"), [painting("swirls")], args.output or DEMO_OUTPUT
     if not (args.content and args.style and args.output):
         parser.error("CONTENT, STYLE and -o OUT are required (or --demo)")
     if os.path.splitext(args.output)[1].lower() not in Image.registered_extensions():
         raise InputError(f"output {args.output}: unknown image format (use .png, .jpg, .webp, .tif)")
-    return _open(args.content, "content"), _open(args.style, "style"), args.output
+    if args.style_weights is not None:
+        try:  # before any work: one weight per painting, usable
+            nst_settings.style_shares(args.style_weights, len(args.style), MAX_STYLES)
+        except ValueError as exc:
+            raise InputError(str(exc).replace("style_weights", "--style-weights")) from None
+    styles = [_open(path, "style") for path in args.style]
+    return _open(args.content, "content"), styles, args.output
 
 
 def _open(path, role):
@@ -114,15 +131,16 @@ def _open(path, role):
         raise InputError(f"{role} image {path}: too many pixels ({exc})") from None
 
 
-def _run(args, content, style, settings):
+def _run(args, content, styles, settings):
     bar = None if args.quiet else ProgressBar()
     if args.server:
         from .remote import stylize_remote
-        return stylize_remote(args.server, content, style, settings, bar)
+        return stylize_remote(args.server, content, styles, settings, args.style_weights, bar)
     from .engine import Stylizer
     stylizer = Stylizer(weights=args.weights, device=args.device)
     try:
-        return stylizer.stylize(content, style, settings, on_progress=bar)
+        return stylizer.stylize(content, styles, settings, on_progress=bar,
+                                style_weights=args.style_weights)
     finally:
         if bar:
             bar.close()

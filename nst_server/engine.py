@@ -12,7 +12,7 @@ finest level is smaller; alpha is re-attached unchanged.
 import copy
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,19 +21,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from neural_style.nst_protocol import MAX_PREVIEW_SIDE
+from neural_style import nst_settings
+from neural_style.nst_protocol import MAX_PREVIEW_SIDE, MAX_STYLES
 
 from .device import profile_for, release_memory, select_device
-from .errors import Stopped
-from .images import (ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
-                     match_luminance, recolor, split_alpha, to_pil, to_tensor)
+from .errors import InputError, Stopped
+from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
+                     match_luminance, match_palette, recolor, split_alpha, to_pil, to_tensor)
 from .objective import ByLayer, Objective, Weights, features_by_block, grams_by_block, split
 from .plans import Level, plan
 from .presets import Preset, Run, resolve
-from .vgg import VGG19Features, denormalize, load_vgg19, normalize
+from .vgg import IMAGENET_STD, VGG19Features, denormalize, load_vgg19, normalize
 
 STYLE_CACHE_ENTRIES = 16  # each holds five ByLayer, at most ~2.7 MB
 PREVIEW_SIDE = MAX_PREVIEW_SIDE  # previews are for a screen, whatever the image's size
+Blend = list[tuple[Image.Image, float]]  # paintings (RGB) and their shares, summing to 1
 
 
 @dataclass(frozen=True)
@@ -96,23 +98,30 @@ class Stylizer:
                 settings: Mapping[str, Any] | None = None, *,
                 on_progress: Callable[[Progress], None] | None = None,
                 should_stop: Callable[[], bool] | None = None,
-                should_finish: Callable[[], bool] | None = None) -> Image.Image:
-        """Return `content` repainted in the style of `style`, at the content's size and with its
-        alpha. `settings`: nst_settings.KNOBS names (a bad one raises InputError).
+                should_finish: Callable[[], bool] | None = None,
+                style_weights: Sequence[float] | None = None,
+                recipe: Preset | None = None) -> Image.Image:
+        """Return `content` repainted in the style of `style` — one painting, or several blended
+        by `style_weights` (default equal) — at the content's size and with its alpha.
+        `settings`: nst_settings.KNOBS names (a bad one raises InputError); `recipe`: a preset
+        outside the table to apply them over (benchmarks' baselines).
         Polled before every iteration: once `should_stop()` is true, Stopped is raised; once
         `should_finish()` is, the current image is the result (the user judged it done)."""
-        run = resolve(settings or {}, self.profile.working_size)
+        run = resolve(settings or {}, self.profile.working_size, recipe)
         content_rgb, alpha = split_alpha(as_pil(content))
-        style_rgb, _ = split_alpha(as_pil(style))
+        styles = blend(style, style_weights)
+        start = content_rgb
         if run.preserve_colors:
-            style_rgb = match_luminance(style_rgb, content_rgb)
-        work = self._optimize(content_rgb, style_rgb, run, on_progress, should_stop,
+            styles = [(match_luminance(image, content_rgb), share) for image, share in styles]
+        elif run.preset.palette:
+            start = match_palette(content_rgb, styles)
+        work = self._optimize(start, styles, run, on_progress, should_stop,
                               should_finish or (lambda: False))
         return finish(work, content_rgb, alpha, run.preserve_colors)
 
     # -- the optimization ------------------------------------------------------------------------
 
-    def _optimize(self, content: Image.Image, style: Image.Image, run: Run,
+    def _optimize(self, content: Image.Image, styles: Blend, run: Run,
                   on_progress: Callable[[Progress], None] | None,
                   should_stop: Callable[[], bool] | None,
                   should_finish: Callable[[], bool]) -> Image.Image:
@@ -124,7 +133,7 @@ class Stylizer:
             content = luminance_rgb(content)
         levels = plan(run, content.size, self.profile)
         clock = WorkClock(levels)
-        style_key = image_digest(style)
+        keyed = [(image, image_digest(image), share) for image, share in styles]
         iteration, x = 0, None
         for level in levels:
             if x is not None and should_finish():
@@ -132,7 +141,7 @@ class Stylizer:
             target = self._model_input(content, level.size)
             objective = Objective(vgg, weights_of(run),
                                   self._content_features(target, run, vgg, level),
-                                  self._style_grams(style, style_key, level, run, vgg),
+                                  self._style_targets(keyed, level, run, vgg),
                                   list(level.blocks))
             x = self._initial(target, x, run)
             del target
@@ -179,17 +188,31 @@ class Stylizer:
             generator = torch.Generator().manual_seed(run.seed)
             noise = torch.rand(target.shape, generator=generator)
             x = normalize(noise.to(self.device))
+        elif run.init == "faint noise":  # the mean colour is 0 in normalized units
+            generator = torch.Generator().manual_seed(run.seed)
+            noise = torch.randn(target.shape, generator=generator) * 0.001 / (255 * IMAGENET_STD[1])
+            x = noise.to(self.device)
         else:
             x = target.clone()
         return x.requires_grad_(True)
 
+    def _style_targets(self, styles: list[tuple[Image.Image, str, float]], level: Level, run: Run,
+                       vgg: VGG19Features) -> ByLayer:
+        """The Grams to match: one painting's, or the paintings' mixed by their shares (the
+        weighted sum of Gram losses is, up to a constant, the loss against the weighted Grams)."""
+        grams = [(self._style_grams(image, key, level, run, vgg), share)
+                 for image, key, share in styles]
+        if len(grams) == 1:
+            return grams[0][0]
+        return {name: torch.stack([share * g[name] for g, share in grams]).sum(0)
+                for name in grams[0][0]}
+
     def _style_grams(self, style: Image.Image, style_key: str, level: Level, run: Run,
                      vgg: VGG19Features) -> ByLayer:
-        """The style's Grams at the size matching `shape` (never above the painting's own: a
-        detail scale larger than the painting matches its strokes at their own resolution), from
-        the bounded LRU cache when possible."""
-        shape, layers = level.size, list(run.preset.style_layers)
-        size = shape if run.preset.style_shape == "content" else fit_size(*style.size, max(shape))
+        """The style's Grams at the size style_size gives for this level, from the bounded LRU
+        cache when possible."""
+        layers = list(run.preset.style_layers)
+        size = style_size(style.size, level.size, run)
         key = (style_key, size, tuple(layers), vgg.dtype)
         if key in self._style_cache:
             self._cache_stats["hits"] += 1
@@ -223,6 +246,29 @@ class Stylizer:
         return normalize(to_tensor(resized).to(self.device))
 
 
+def blend(style: ImageInput | Sequence[ImageInput], weights: Sequence[float] | None) -> Blend:
+    """The paintings of a job with their shares; those with no share are left out (so a blend
+    weighted (1, 0) is exactly the first painting). InputError for unusable weights."""
+    images: list[ImageInput] = list(style) if isinstance(style, (list, tuple)) else [style]  # type: ignore[list-item]
+    try:
+        shares = nst_settings.style_shares(None if weights is None else list(weights), len(images),
+                                           MAX_STYLES)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return [(split_alpha(as_pil(image))[0], share) for image, share in zip(images, shares) if share > 0]
+
+
+def style_size(painting: tuple[int, int], image: tuple[int, int], run: Run) -> tuple[int, int]:
+    """The size the painting is seen at beside an image of size `image`: its long side the
+    image's times the brush size (`style_scale`), aspect kept, or the image's exact shape times
+    it for recipes that ask so; never above the painting's own pixels (a detail scale larger
+    than the painting matches its strokes at their own resolution)."""
+    if run.preset.style_shape == "content":
+        return (max(MIN_SIDE, round(image[0] * run.style_scale)),
+                max(MIN_SIDE, round(image[1] * run.style_scale)))
+    return fit_size(*painting, max(MIN_SIDE, round(max(image) * run.style_scale)))
+
+
 def weights_of(run: Run) -> Weights:
     preset = run.preset
     return Weights(run.content_weight, run.style_weight, run.tv_weight, preset.content_layers,
@@ -230,14 +276,15 @@ def weights_of(run: Run) -> Weights:
 
 
 def make_optimizer(preset: Preset, x: torch.Tensor, memory: int) -> torch.optim.Optimizer:
-    """Adam or L-BFGS over `x`; L-BFGS keeps at most 50 steps of history, fewer where they would
-    not fit in `memory` bytes (a 24-MP image's step pair is 0.6 GB)."""
+    """Adam or L-BFGS over `x`; L-BFGS keeps the preset's steps of history, fewer where they
+    would not fit in `memory` bytes (a 24-MP image's step pair is 0.6 GB)."""
     if preset.optimizer == "adam":
         return torch.optim.Adam([x], lr=preset.lr)
     pair = 2 * x.numel() * x.element_size()
     # One function evaluation per step and no line search, as in Gatys/Johnson's neural-style:
     # the step is the iteration the user sees and can cancel after.
-    return torch.optim.LBFGS([x], lr=preset.lr, max_iter=1, history_size=max(2, min(50, memory // pair)),
+    return torch.optim.LBFGS([x], lr=preset.lr, max_iter=1,
+                             history_size=max(2, min(preset.history, memory // pair)),
                              tolerance_grad=0.0, tolerance_change=0.0)
 
 

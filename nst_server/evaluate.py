@@ -4,10 +4,11 @@ Same VGG19 as the engine, float32, at a fixed evaluation size: style loss is the
 relu1_1..relu5_1 (equal weights) of the squared difference of Grams normalized by C*H*W; content
 loss is the mean squared difference of relu4_2 activations. Used by the benchmark and by tests.
 """
+import numpy as np
 import torch
 from PIL import Image
 
-from .images import as_pil, fit_size, image_digest, split_alpha, to_tensor
+from .images import as_pil, fit_size, image_digest, lab_pixels, split_alpha, to_tensor
 from .losses import gram
 from .presets import CONTENT_LAYER, STYLE_LAYERS
 from .vgg import normalize
@@ -50,3 +51,15 @@ class Evaluator:
     def _features(self, rgb, layers, size):
         rgb = rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
         return self.vgg(normalize(to_tensor(rgb).to(self.device)), list(layers))
+
+
+def palette_distance(image, painting, directions=64, samples=20000, seed=0):
+    """How far `image`'s colours are from the painting's: the sliced Wasserstein-1 distance
+    between their pixel distributions in CIE Lab (Pillow's units: L 0..255), over random
+    directions; 0 = the same palette."""
+    rng = np.random.default_rng(seed)
+    ours, theirs = (lab_pixels(split_alpha(as_pil(i))[0]) for i in (image, painting))
+    ours, theirs = (p[rng.choice(len(p), samples)] for p in (ours, theirs))
+    axes = rng.normal(size=(directions, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    return float(np.mean(np.abs(np.sort(ours @ axes.T, axis=0) - np.sort(theirs @ axes.T, axis=0))))

@@ -1,12 +1,14 @@
 """Image plumbing: decoding, any mode to RGB (+ alpha kept aside), resizing, tensors, colour."""
+import functools
 import hashlib
 import io
 import warnings
+from collections.abc import Sequence
 from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
@@ -120,3 +122,44 @@ def recolor(image: Image.Image, content: Image.Image) -> Image.Image:
     """`image`'s luminance with `content`'s chroma (same size)."""
     _, cb, cr = content.convert("YCbCr").split()
     return Image.merge("YCbCr", (image.convert("L"), cb, cr)).convert("RGB")
+
+
+def match_palette(content: Image.Image, paintings: Sequence[tuple[Image.Image, float]]) -> Image.Image:
+    """The content in the paintings' colours: each CIE Lab channel shifted and scaled to the
+    mean and spread of the paintings' pixels pooled by their shares (Reinhard et al. 2001's
+    colour transfer). Structure and shading stay the photo's; the palette the optimizer starts
+    from and keeps to is the paintings'."""
+    photo = _lab_array(content)
+    stats = [(lab_pixels(image), share) for image, share in paintings]
+    mean = sum(share * pixels.mean(0) for pixels, share in stats)
+    spread = np.sqrt(sum(share * (pixels.var(0) + (pixels.mean(0) - mean) ** 2)
+                         for pixels, share in stats))
+    flat = photo.reshape(-1, 3)
+    matched = (photo - flat.mean(0)) / (flat.std(0) + 1e-6) * spread + mean
+    lab = np.empty(matched.shape, np.uint8)
+    lab[..., 0] = matched[..., 0].clip(0, 255).round()
+    lab[..., 1:] = matched[..., 1:].clip(-128, 127).round().astype(np.int8).view(np.uint8)
+    rgb = ImageCms.applyTransform(Image.fromarray(lab, "LAB"), _lab_transforms()[1])
+    assert rgb is not None  # None only when transforming in place
+    return rgb
+
+
+def lab_pixels(image: Image.Image) -> np.ndarray:
+    """An RGB image's pixels [n, 3] in CIE Lab (see _lab_array)."""
+    return _lab_array(image).reshape(-1, 3)
+
+
+def _lab_array(image: Image.Image) -> np.ndarray:
+    """An RGB image in CIE Lab as float [h, w, 3]: L in 0..255, a and b signed (Pillow's LAB
+    mode stores them as two's complement bytes)."""
+    raw = np.asarray(ImageCms.applyTransform(image, _lab_transforms()[0]))
+    out = raw.astype(np.float32)
+    out[..., 1:] = raw[..., 1:].view(np.int8)
+    return out
+
+
+@functools.cache
+def _lab_transforms() -> tuple[ImageCms.ImageCmsTransform, ImageCms.ImageCmsTransform]:
+    srgb, lab = ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB")
+    return (ImageCms.buildTransform(srgb, lab, "RGB", "LAB"),
+            ImageCms.buildTransform(lab, srgb, "LAB", "RGB"))

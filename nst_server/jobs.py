@@ -12,8 +12,9 @@ class Job:
     width: int
     height: int
     channels: int
-    pixels: bytes
-    style_bytes: bytes
+    pixels: bytes | None       # freed once the job ends
+    styles: list[bytes]        # image files of the paintings
+    style_weights: list[float]  # each painting's share of the blend
     settings: dict
     preview_seconds: float     # 0: no previews
     preview_side: int

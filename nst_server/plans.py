@@ -14,6 +14,10 @@ from .images import MIN_SIDE, fit_size
 from .objective import Block, split
 from .presets import Run, Scales
 
+# A coarse scale smaller than this has too little for VGG19 to see (relu5_1 is 1/16 of it) and,
+# measured, made L-BFGS diverge into colour confetti on 64-px layers: its iterations go to the
+# next scale instead.
+MIN_COARSE_SIDE = 64
 # Forward + backward of a block costs ~3 forwards; the first (statistics) pass of a multi-block
 # evaluation adds one: 4/3 the work of one pass over the same pixels.
 TWO_PASS_WORK = 4 / 3
@@ -35,8 +39,16 @@ class Level:
 def plan(run: Run, content_size: tuple[int, int], profile: DeviceProfile) -> list[Level]:
     """The levels of `run` on a content image of `content_size` (width, height)."""
     base = fit_size(*content_size, run.size)
-    sizes = [(_scaled(base, fraction), n) for fraction, n in iteration_schedule(run.preset.scales,
-                                                                                run.iterations)]
+    sizes: list[tuple[tuple[int, int], int]] = []
+    carried = 0
+    schedule = iteration_schedule(run.preset.scales, run.iterations)
+    for index, (fraction, n) in enumerate(schedule):
+        size = _scaled(base, fraction)
+        if max(size) < MIN_COARSE_SIDE and index < len(schedule) - 1:
+            carried += n
+            continue
+        sizes.append((size, n + carried))
+        carried = 0
     if run.resolution == "full":
         target = content_size
     elif run.fixed_size:

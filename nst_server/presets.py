@@ -18,6 +18,9 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 
 Scales = tuple[tuple[float, float], ...]  # (fraction of the working size, share of the iterations)
+# Where the image starts: the content, uniform noise, or the mean colour plus faint noise
+# (neural-style's `-init random`: randn x 0.001 in Caffe's 0..255 units)
+Init = Literal["content", "noise", "faint noise"]
 Resolution = Literal["auto", "full"]  # see nst_settings.KNOBS["resolution"] and plans.py
 
 
@@ -41,6 +44,9 @@ class Preset:
     size: int | None = None    # working size fixed by the recipe; None = the device's
     exact_fp32: bool = False   # True: float32 convolutions on every device, as published
     clamp: bool = True         # keep pixels in 0..1 after every step (the recipe does not)
+    init: Init | None = None   # the recipe's own start; None: the user's `init`
+    palette: bool = False      # start from, and keep to, the photo in the painting's colours
+    history: int = 50          # L-BFGS steps remembered (fewer where memory is short)
 
 
 EQUAL = dict.fromkeys(STYLE_LAYERS, 1.0)
@@ -51,15 +57,34 @@ PRESETS: dict[str, Preset] = {
         tv_weight=0.0, style_term="paper", style_shape="content", size=256, exact_fp32=True, clamp=False,
         style_layers=dict(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2)))),
     "fast": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=2.0,
-        tv_weight=5e5, style_layers=EQUAL, scales=((0.5, 0.3), (1.0, 0.7))),
+        optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=10.0,
+        tv_weight=5e5, style_layers=EQUAL, palette=True, scales=((0.5, 0.3), (1.0, 0.7))),
     "balanced": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=80, content_weight=1.0, style_weight=2.0,
-        tv_weight=5e5, style_layers=EQUAL, scales=((0.5, 0.3), (1.0, 0.7))),
+        optimizer="lbfgs", lr=1.0, iterations=80, content_weight=1.0, style_weight=10.0,
+        tv_weight=5e5, style_layers=EQUAL, palette=True, scales=((0.5, 0.3), (1.0, 0.7))),
     "best": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=2.0,
-        tv_weight=5e5, style_layers=EQUAL, scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
+        optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=10.0,
+        tv_weight=5e5, style_layers=EQUAL, palette=True,
+        scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
 }
+
+
+# jcjohnson/neural-style's defaults (2015), the classic recipe that benchmarks compare against,
+# not offered to users: content 5 at relu4_2, style 100 on relu1_1..relu5_1 (its Gram / C·H·W and
+# mean-squared criterion are our "normalized" term), L-BFGS with 100 corrections, faint-noise start,
+# 512 px, no clamping. Its TV (strength 1e-3) is half the *sum* of squared neighbour differences in
+# 0..255 units; ours is a mean in normalized units, hence a weight per pixel: see classic_tv_weight.
+CLASSIC = Preset(
+    optimizer="lbfgs", lr=1.0, iterations=1000, content_weight=5.0, style_weight=100.0,
+    tv_weight=0.0, style_layers=EQUAL, init="faint noise", history=100, size=512, exact_fp32=True,
+    clamp=False)
+CLASSIC_TV_STRENGTH = 1e-3
+
+
+def classic_tv_weight(width: int, height: int) -> float:
+    """neural-style's TV strength as our tv_weight at this size: 1e-3/2 · (255·0.226)² per unit of
+    squared difference, summed over the 3·w·h terms our mean divides by."""
+    return CLASSIC_TV_STRENGTH / 2 * (255 * 0.226) ** 2 * 3 * width * height
 
 
 @dataclass(frozen=True)
@@ -72,9 +97,10 @@ class Run:
     content_weight: float
     style_weight: float
     tv_weight: float
+    style_scale: float         # the painting's long side against the image's (neural-style's)
     preserve_colors: bool
     resolution: Resolution
-    init: Literal["content", "noise"]
+    init: Init
     seed: int
 
     @property
@@ -83,14 +109,16 @@ class Run:
         return list(dict.fromkeys([*self.preset.content_layers, *self.preset.style_layers]))
 
 
-def resolve(settings: Mapping[str, Any], device_working_size: int) -> Run:
-    """Validate the user's settings (nst_settings.KNOBS) and merge them over the chosen preset;
-    a bad value raises InputError saying which and why."""
+def resolve(settings: Mapping[str, Any], device_working_size: int,
+            recipe: Preset | None = None) -> Run:
+    """Validate the user's settings (nst_settings.KNOBS) and merge them over the chosen preset
+    (or over `recipe`, a preset outside the table such as CLASSIC); a bad value raises
+    InputError saying which and why."""
     try:
         knobs = nst_settings.validate(dict(settings))
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    preset = PRESETS[knobs["preset"]]
+    preset = recipe or PRESETS[knobs["preset"]]
 
     def pick(name: str, preset_value: Any) -> Any:
         return preset_value if knobs[name] is None else knobs[name]
@@ -102,6 +130,6 @@ def resolve(settings: Mapping[str, Any], device_working_size: int) -> Run:
         iterations=pick("iterations", preset.iterations),
         content_weight=pick("content_weight", preset.content_weight),
         style_weight=preset.style_weight * knobs["strength"],
-        tv_weight=pick("tv_weight", preset.tv_weight),
+        tv_weight=pick("tv_weight", preset.tv_weight), style_scale=knobs["style_scale"],
         preserve_colors=knobs["preserve_colors"], resolution=knobs["resolution"],
-        init=knobs["init"], seed=knobs["seed"])
+        init=preset.init or knobs["init"], seed=knobs["seed"])

@@ -8,13 +8,12 @@ from neural_style.nst_client import Client, JobEvent, JobEventKind
 from .images import split_alpha
 
 
-def stylize_remote(endpoint, content, style, settings, bar=None):
-    """Send `content` (any PIL mode; alpha kept) and `style` to the server; return the result."""
+def stylize_remote(endpoint, content, styles, settings, style_weights=None, bar=None):
+    """Send `content` (any PIL mode; alpha kept) and the paintings `styles` (blended by
+    `style_weights`) to the server; return the result."""
     rgb, alpha = split_alpha(content)
     if alpha is not None:
         rgb.putalpha(alpha)
-    style_file = io.BytesIO()
-    style.save(style_file, "PNG")
 
     def on_event(event: JobEvent) -> None:
         if bar is not None and event.kind is JobEventKind.PROGRESS:
@@ -22,9 +21,16 @@ def stylize_remote(endpoint, content, style, settings, bar=None):
 
     try:
         pixels = Client(endpoint).stylize(
-            rgb.tobytes(), rgb.width, rgb.height, len(rgb.getbands()), style_file.getvalue(),
-            settings, on_event=on_event)
+            rgb.tobytes(), rgb.width, rgb.height, len(rgb.getbands()),
+            [_png(style) for style in styles], settings, style_weights=style_weights,
+            on_event=on_event)
     finally:
         if bar is not None:
             bar.close()
     return Image.frombytes(rgb.mode, rgb.size, pixels)
+
+
+def _png(image):
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

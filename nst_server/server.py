@@ -156,9 +156,11 @@ class Server:
         kind = header["type"]
         if kind not in protocol.REQUEST_FRAMES:
             raise ProtocolError(protocol.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
-        if len(frames) != protocol.REQUEST_FRAMES[kind]:
-            raise ProtocolError(protocol.BAD_FRAMES, f"'{kind}' takes {protocol.REQUEST_FRAMES[kind]} "
-                                                     f"binary frame(s), got {len(frames)}")
+        least, most = protocol.REQUEST_FRAMES[kind]
+        if not least <= len(frames) <= most:
+            takes = f"{least}" if least == most else f"{least} to {most}"
+            raise ProtocolError(protocol.BAD_FRAMES, f"'{kind}' takes {takes} binary frame(s), "
+                                                     f"got {len(frames)}")
         reply_id = {}
         if "id" in header:
             reply_id = {"id": field(header, "id", str)[:protocol.MAX_ID_CHARS]}
@@ -193,7 +195,7 @@ class Server:
         if min(width, height) < MIN_SIDE:
             raise ProtocolError(protocol.BAD_FIELD, f"the image is {width}x{height}; neural style "
                                                     f"needs at least {MIN_SIDE}x{MIN_SIDE} pixels")
-        pixels, style_bytes = frames
+        pixels, *styles = frames
         if len(pixels) != width * height * channels:
             raise ProtocolError(protocol.BAD_PIXELS, f"pixel frame has {len(pixels)} bytes; "
                                 f"{width}x{height}x{channels} needs {width * height * channels}")
@@ -201,13 +203,18 @@ class Server:
             settings = nst_settings.validate(header.get("settings", {}))
         except ValueError as exc:
             raise ProtocolError(protocol.BAD_SETTINGS, str(exc)[:300]) from None
+        try:
+            style_weights = nst_settings.style_shares(header.get("style_weights"), len(styles),
+                                                      protocol.MAX_STYLES)
+        except ValueError as exc:
+            raise ProtocolError(protocol.BAD_SETTINGS, str(exc)[:300]) from None
         preview_seconds, preview_side = self._preview_fields(header)
         self._check_cost(width, height, settings)
         if self.jobs.count_for(client) >= self.limits.max_jobs_per_client:
             raise ProtocolError(protocol.BUSY, f"this connection already has "
                                 f"{self.limits.max_jobs_per_client} jobs waiting or running")
-        job = Job(client, width, height, channels, pixels, style_bytes, settings, preview_seconds,
-                  preview_side)
+        job = Job(client, width, height, channels, pixels, styles, style_weights, settings,
+                  preview_seconds, preview_side)
         position = self.jobs.put(job)
         if position is None:
             raise ProtocolError(protocol.BUSY, f"{self.limits.max_queue} jobs are already waiting; "
@@ -341,9 +348,10 @@ class Server:
         """Run one job; return the message that ends its stream."""
         start = time.perf_counter()
         try:
-            style = decode_image(job.style_bytes, self.limits.max_pixels)
+            styles = [decode_image(style, self.limits.max_pixels) for style in job.styles]
             content = np.frombuffer(job.pixels, np.uint8).reshape(job.height, job.width, job.channels)
-            result = self.stylizer.stylize(content, style, job.settings,
+            result = self.stylizer.stylize(content, styles, job.settings,
+                                           style_weights=job.style_weights,
                                            on_progress=lambda p: self._progress(wake, job, p),
                                            should_stop=job.stop.is_set,
                                            should_finish=job.finish.is_set)
@@ -358,7 +366,7 @@ class Server:
             return protocol.encode("error", job=job.id, code=protocol.INTERNAL,
                                    message=f"{type(exc).__name__}: {exc}"[:500])
         finally:
-            job.pixels = job.style_bytes = None  # free the inputs as soon as the job ends
+            job.pixels, job.styles = None, []  # free the inputs as soon as the job ends
         pixels = result.convert("RGBA" if job.channels == 4 else "RGB").tobytes()
         elapsed = time.perf_counter() - start
         early = job.finish.is_set()

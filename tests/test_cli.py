@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -43,6 +44,11 @@ def test_stylizes_a_file_keeping_size_and_alpha(images):
     (["photo.png", "painting.jpg", "--preset", "turbo"],
      "--preset: must be one of fast, balanced, best, paper"),
     (["photo.png", "painting.jpg", "--strength", "-2"], "must be between 0.0 and 100.0"),
+    (["photo.png", "painting.jpg", "--style-scale", "9"], "must be between 0.25 and 4.0"),
+    (["photo.png", "painting.jpg", "painting.jpg", "--style-weights", "1,x"],
+     "must be numbers separated by commas"),
+    (["photo.png", "painting.jpg", "painting.jpg", "--style-weights", "1"],
+     "--style-weights must be one number per style image (2)"),
     (["photo.png", "painting.jpg", "--size", "huge"], "must be a number"),
     (["photo.png", "painting.jpg", "--init", "zeros"], "must be one of content, noise"),
 ])
@@ -53,6 +59,18 @@ def test_bad_input_is_one_line_and_exit_2(images, args, message):
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (images / "never.png").exists()
+
+
+def test_blended_styles_weighted_one_and_zero_equal_the_single_style(images):
+    from nst_server.samples import painting
+    painting("embers", 128).save(images / "other.png")
+    outs = [images / "single.png", images / "blend.png"]
+    for out, styles in zip(outs, ([images / "painting.jpg"],
+                                  [images / "painting.jpg", images / "other.png"])):
+        done = run(str(images / "photo.png"), *map(str, styles), "-o", str(out), *QUICK,
+                   "--style-weights", ",".join(["1", "0"][:len(styles)]))
+        assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.asarray(Image.open(outs[0])), np.asarray(Image.open(outs[1])))
 
 
 def test_unknown_output_format_is_refused_before_work(images):

@@ -1,4 +1,5 @@
 """The engine on real VGG19 weights and real images, at small sizes and few iterations."""
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -6,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_server.engine import Stylizer
+from nst_server.engine import Stylizer, style_size
 from nst_server.plans import iteration_schedule
 from nst_server.presets import resolve
 from nst_server.errors import InputError, Stopped
-from nst_server.images import decode_image
+from nst_server.evaluate import palette_distance
+from nst_server.images import decode_image, lab_pixels, match_palette
 
 QUICK = {"preset": "fast", "size": 64, "iterations": 4}
 
@@ -19,8 +21,9 @@ def test_style_loss_falls_and_content_stays_close(stylizer, evaluator, content, 
     result = stylizer.stylize(content, style, {"preset": "fast", "size": 96, "iterations": 30})
     assert result.size == content.size and result.mode == "RGB"
     assert evaluator.style_loss(result, style) < 0.3 * evaluator.style_loss(content, style)
-    # the result is still far nearer to the photo than the painting is
-    assert evaluator.content_loss(result, content) < 0.5 * evaluator.content_loss(style, content)
+    # the result is still nearer to the photo than the painting is (the presets lean to the
+    # painting: 0.64 measured here at 96 px; it was 0.3 when they mostly returned the photo)
+    assert evaluator.content_loss(result, content) < 0.75 * evaluator.content_loss(style, content)
 
 
 def test_progress_reports_every_iteration_with_losses(stylizer, content, style):
@@ -104,6 +107,7 @@ def test_style_grams_are_cached_across_runs(stylizer, content, style):
     ({"preset": "turbo"}, "preset must be one of"),
     ({"strength": -1}, "strength must be between"),
     ({"size": 10}, "size must be between"),
+    ({"style_scale": 0.1}, "style_scale must be between 0.25 and 4.0"),
     ({"iterations": 2.5}, "whole number"),
     ({"colour": True}, "unknown setting 'colour'"),
 ])
@@ -172,3 +176,56 @@ def test_the_float32_channels_last_profile_of_cpus_without_bf16(content, style, 
     assert model.channels_last and model is not stylizer.vgg
     assert model.layers["conv2_1"].weight.is_contiguous(memory_format=torch.channels_last)
     assert evaluator.style_loss(result, style) < evaluator.style_loss(content, style)
+
+
+def test_style_scale_sizes_the_painting_against_the_image():
+    """Brush size: the painting's long side is the image's times style_scale (aspect kept),
+    never above its own pixels; recipes that match the content's shape scale that shape."""
+    def seen(scale, preset="balanced", painting=(1200, 800), image=(512, 384)):
+        return style_size(painting, image, resolve({"preset": preset, "style_scale": scale}, 512))
+    assert seen(1.0) == (512, 341)
+    assert seen(0.5) == (256, 171)
+    assert seen(2.0) == (1024, 683)
+    assert seen(4.0) == (1200, 800)               # the painting has no more pixels to give
+    assert seen(0.5, preset="paper") == (256, 192)  # paper: the content's shape
+
+
+def test_style_scale_changes_the_targets_and_the_result(stylizer, content, style):
+    """Halving the brush size makes the style targets (Grams) at a new painting size, i.e.
+    different targets, and a different painting."""
+    before = stylizer.style_cache_info()["misses"]
+    a = np.asarray(stylizer.stylize(content, style, QUICK))
+    b = np.asarray(stylizer.stylize(content, style, dict(QUICK, style_scale=0.5)))
+    assert stylizer.style_cache_info()["misses"] >= before + 1
+    assert np.abs(a.astype(int) - b).mean() > 1.0
+
+
+def test_match_palette_gives_the_photo_the_paintings_colour_statistics(content, style):
+    matched = match_palette(content, [(style, 1.0)])
+    theirs, ours, before = lab_pixels(style), lab_pixels(matched), lab_pixels(content)
+    assert np.allclose(ours.mean(0), theirs.mean(0), atol=2.5)
+    assert np.allclose(ours.std(0), theirs.std(0), rtol=0.1, atol=2.0)
+    assert palette_distance(matched, style) < 0.9 * palette_distance(content, style)
+    assert palette_distance(style, style) < 0.2 * palette_distance(content, style)
+    assert np.corrcoef(ours[:, 0], before[:, 0])[0, 1] > 0.95  # the photo's shading kept
+
+
+def test_blended_styles_weighted_one_and_zero_equal_the_single_style(stylizer, content, style):
+    from nst_server.samples import painting
+    other = painting("embers", 128)
+    single = np.asarray(stylizer.stylize(content, style, QUICK))
+    blended = np.asarray(stylizer.stylize(content, [style, other], QUICK, style_weights=[1, 0]))
+    assert np.array_equal(single, blended)
+    half = np.asarray(stylizer.stylize(content, [style, other], QUICK, style_weights=[0.5, 0.5]))
+    assert np.abs(half.astype(int) - single).mean() > 1.0
+
+
+@pytest.mark.parametrize("weights, message", [
+    ([1], "one number per style image (2)"),
+    ([1, -1], "numbers of 0 or more"),
+    ([0, 0], "must not all be 0"),
+    ([1, float("nan")], "numbers of 0 or more"),
+])
+def test_bad_style_weights_are_clear_errors(stylizer, content, style, weights, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        stylizer.stylize(content, [style, style], QUICK, style_weights=weights)

@@ -51,6 +51,7 @@ def session(gimp, server):
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("images")
     painting("swirls", 128).save(folder / "starry_night.png")
+    painting("embers", 128).save(folder / "embers.png")
     photo("astronaut").resize((96, 80), Image.LANCZOS).save(folder / "photo.png")
     rgba = photo("coffee").resize((96, 64), Image.LANCZOS).convert("RGBA")
     alpha = np.full((64, 96), 255, np.uint8)
@@ -102,6 +103,30 @@ def test_grayscale_image_gets_a_grayscale_result(session, files):
     assert report["base_type"] == "gray"
     assert report["layers"][0]["type"].startswith("gray")
     assert report["layers"][0]["size"] == [90, 60]
+
+
+def test_the_brush_size_reaches_the_painting(session, files):
+    """`style-scale` goes to the server: the same run with the painting seen at a quarter and
+    at four times the size paints differently."""
+    results = []
+    for scale in (0.25, 4.0):
+        report, layers = run_filter(session, files / "photo.png", dict(
+            FAST, **{"style-file": str(files / "starry_night.png"), "style-scale": scale}))
+        assert report["status"] == "success", report
+        results.append(np.asarray(Image.open(layers[0]).convert("RGB"), float))
+    assert np.abs(results[0] - results[1]).mean() > 2
+
+
+@pytest.mark.parametrize("mix, name", [(0.5, "Neural Style: starry_night + embers"),
+                                       (1.0, "Neural Style: embers")])
+def test_a_second_painting_blends_in(session, files, mix, name):
+    """`style-file-2` with `style-mix`: the new layer is named for the paintings in the blend
+    (a painting with no share is left out)."""
+    report, _ = run_filter(session, files / "photo.png", dict(FAST, **{
+        "style-file": str(files / "starry_night.png"), "style-file-2": str(files / "embers.png"),
+        "style-mix": mix}))
+    assert report["status"] == "success", report
+    assert report["layers"][0]["name"] == name
 
 
 def test_the_dialog_runs_the_filter_and_remembers_its_values(session, files):
@@ -272,7 +297,7 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     assert [layer["name"] for layer in report["layers"]] == ["in.png"]  # one undo: all gone
     dialog = plugin_log(session, "dialog")[0]
     assert dialog["expanders"] == ["_Advanced"] and dialog["images_only"], dialog
-    assert "St_yle image" in dialog["labels"] and "Working si_ze" in dialog["labels"]
+    assert {"St_yle image", "_Brush size", "Working si_ze"} <= set(dialog["labels"])
     assert "mnemonic" not in report["stderr"].lower(), report["stderr"][-2000:]
     windows = session.gui.windows()
     assert "Neural Style: painting" in windows and not any("Message" in w for w in windows), windows

@@ -144,3 +144,13 @@ def test_full_resolution_end_to_end_adds_detail_in_blocks(stylizer, style):
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert seen[-1].remaining == pytest.approx(0.0, abs=1e-6)
     assert max(seen[-1].preview().size) == 400
+
+
+def test_coarse_scales_under_64_px_give_their_iterations_to_the_next(stylizer):
+    """A 64-px layer is painted at one scale: a 32-px first scale made L-BFGS diverge."""
+    cpu = _profile(stylizer, working_size=512, detail_side=1024, block_pixels=700_000)
+    small = plan(resolve({"preset": "fast", "size": 64, "iterations": 8}, 512), (72, 64), cpu)
+    assert [(lv.size, lv.iterations) for lv in small] == [((64, 57), 8)]
+    larger = plan(resolve({"preset": "best", "size": 256, "iterations": 100}, 512), (256, 256), cpu)
+    assert [(lv.size, lv.iterations) for lv in larger] == [((64, 64), 20), ((128, 128), 30),
+                                                           ((256, 256), 50)]

@@ -10,6 +10,7 @@ import tracemalloc
 
 import pytest
 
+from neural_style import nst_protocol as protocol
 from neural_style.nst_client import Client, NotAServer, ServerUnavailable
 from neural_style.nst_zmtp import GREETING
 
@@ -62,7 +63,8 @@ CASES = [
     ("a command claiming 4 GB", [greeting(), long_frame(2**32, flags=0x06)], NotAServer,
      "over the limit"),
     ("bad frame flags", [greeting(), READY, b"\xf0\x01x"], NotAServer, "bad frame flags"),
-    ("too many frames", [greeting(), READY, b"\x01\x00" * 100], NotAServer, "over 4 frames"),
+    ("too many frames", [greeting(), READY, b"\x01\x00" * 100], NotAServer,
+     f"over {protocol.MAX_FRAMES} frames"),
     ("a truncated frame, then goodbye", [greeting(), READY, b"\x00\x64" + b"x" * 10],
      ServerUnavailable, "stopped answering|could not be reached"),  # as the close races the handshake
     ("half a greeting, then silence", [greeting()[:20]], ServerUnavailable, "could not be reached"),

@@ -85,19 +85,29 @@ def start_installed_server(client, config, watch):
         raise PluginError(f"{how_to_start(endpoint, config)}\n(nst-server start said: {said})")
 
 
-def read_style(config):
-    style_file = config.get_property("style-file")
-    if style_file is None or style_file.get_path() is None:
+def read_styles(config):
+    """The paintings' paths, their image files and their shares of the blend (the second
+    painting, if chosen, gets `style-mix`)."""
+    first, second = (config.get_property(name) for name in ("style-file", "style-file-2"))
+    if first is None or first.get_path() is None:
         raise PluginError("Choose a style image (a painting) for Neural Style.")
-    path = style_file.get_path()
+    paths = [first.get_path()]
+    mix = config.get_property("style-mix")
+    if second is not None and second.get_path():
+        paths.append(second.get_path())
+    shares = [1.0 - mix, mix] if len(paths) == 2 else [1.0]
+    return paths, [_read(path) for path in paths], shares
+
+
+def _read(path):
     try:
         with open(path, "rb") as f:
-            return path, f.read()
+            return f.read()
     except OSError as exc:
         raise PluginError(f"Cannot read the style image {path}: {exc.strerror}") from None
 
 
-def paint(config, image, source, style_bytes, watch):
+def paint(config, image, source, styles, shares, watch):
     """Run the job on the server, with the live preview on the canvas if asked; return the
     result's pixels (JobCancelled once the user cancelled or the image went away)."""
     installed = load_config()
@@ -130,7 +140,7 @@ def paint(config, image, source, style_bytes, watch):
     try:
         return client.stylize(
             nst_canvas.read_pixels(source), width, height, 4 if source.has_alpha() else 3,
-            style_bytes, nst_dialog.settings_from(config), on_event=on_event,
+            styles, nst_dialog.settings_from(config), style_weights=shares, on_event=on_event,
             should_cancel=should_cancel, should_finish=lambda: watch.finishing,
             preview_seconds=PREVIEW_SECONDS if preview else 0,
             preview_side=min(max(width, height), nst_protocol.MAX_PREVIEW_SIDE))
@@ -142,10 +152,10 @@ def paint(config, image, source, style_bytes, watch):
 def stylize(config, image, drawables, interactive):
     """Paint the layer; False when the run was cancelled (by the user, or by closing the image)."""
     source = nst_canvas.check_drawable(image, drawables)
-    style_path, style_bytes = read_style(config)
+    paths, styles, shares = read_styles(config)
     watch = nst_watch.JobWindow() if interactive else nst_watch.GimpProgress()
     try:
-        pixels = paint(config, image, source, style_bytes, watch)
+        pixels = paint(config, image, source, styles, shares, watch)
     except nst_client.JobCancelled:
         closed = not nst_canvas.still_there(image, source)
         log.info("cancelled %s", json.dumps({"by": "closing the image" if closed else "the user"}))
@@ -156,8 +166,9 @@ def stylize(config, image, drawables, interactive):
         raise PluginError(f"Neural Style: {exc}") from None
     finally:
         watch.close()
-    style_name = os.path.splitext(os.path.basename(style_path))[0]
-    nst_canvas.insert_result(image, source, pixels, f"Neural Style: {style_name}")
+    names = [os.path.splitext(os.path.basename(path))[0]
+             for path, share in zip(paths, shares) if share > 0]
+    nst_canvas.insert_result(image, source, pixels, f"Neural Style: {' + '.join(names)}")
     return True
 
 

@@ -126,13 +126,16 @@ class Client:
         one its ACCEPTED event carried."""
         self._call("cancel", job=job, token=token)
 
-    def stylize(self, pixels: bytes, width: int, height: int, channels: int, style_bytes: bytes,
-                settings: dict[str, Any] | None = None, *,
+    def stylize(self, pixels: bytes, width: int, height: int, channels: int,
+                style_bytes: bytes | list[bytes], settings: dict[str, Any] | None = None, *,
+                style_weights: list[float] | None = None,
                 on_event: Callable[[JobEvent], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None,
                 should_finish: Callable[[], bool] | None = None, preview_seconds: float = 0,
                 preview_side: int = protocol.DEFAULT_PREVIEW_SIDE) -> bytes:
         """Run one job; return the result's pixels (same width, height and channels).
+        `style_bytes`: one painting's image file, or several blended by `style_weights`
+        (default: equal shares).
 
         on_event gets the job's stream in order: ACCEPTED, QUEUED, PROGRESS, PREVIEW (every
         `preview_seconds`, longest side `preview_side`; none for 0), and last RESULT.
@@ -141,11 +144,13 @@ class Client:
         the server ends the job and its current image comes back as the result (a job still
         waiting has none: it is cancelled).
         """
+        styles = style_bytes if isinstance(style_bytes, list) else [style_bytes]
+        weights = {} if style_weights is None else {"style_weights": style_weights}
         with self._connect() as sock:
             self._send(sock, protocol.encode(
-                "submit", [pixels, style_bytes], width=width, height=height, channels=channels,
+                "submit", [pixels, *styles], width=width, height=height, channels=channels,
                 settings=settings or {}, preview_seconds=preview_seconds,
-                preview_side=preview_side))
+                preview_side=preview_side, **weights))
             header, frames = self._reply(sock)
             if header["type"] != "accepted":
                 raise ServerError(protocol.INTERNAL, f"unexpected reply {header['type']!r}")

@@ -16,7 +16,8 @@ except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
     import nst_settings  # type: ignore[import-not-found, no-redef]
 
 RW = GObject.ParamFlags.READWRITE
-MAIN = ["style-file", "preset", "strength", "preserve-colors", "full-size"]
+MAIN = ["style-file", "style-file-2", "style-mix", "preset", "strength", "style-scale",
+        "preserve-colors", "full-size"]
 ADVANCED = ["live-preview", "custom-size", "size", "seed", "endpoint"]
 STYLE_MEMORY = "neural-style-last-style.txt"  # in GIMP's user folder: see remember_style
 log = logging.getLogger("neural-style")
@@ -27,12 +28,21 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
     procedure.add_file_argument("style-file", "St_yle image", "The painting whose look to give "
                                 "the layer (PNG, JPEG, WebP, TIFF)", Gimp.FileChooserAction.OPEN,
                                 False, None, RW)
+    procedure.add_file_argument("style-file-2", "Second pain_ting (optional)", "A second "
+                                "painting to blend with the first", Gimp.FileChooserAction.OPEN,
+                                True, None, RW)
+    procedure.add_double_argument("style-mix", "M_ix", "How much of the second painting: 0 "
+                                  "none, 0.5 half and half, 1 only the second", 0.0, 1.0, 0.5, RW)
     procedure.add_choice_argument("preset", "_Quality", "How finished the painting is, against "
                                   "how long it takes", _presets(),
                                   nst_settings.DEFAULT_PRESET, RW)
     strength = knobs["strength"]
     procedure.add_double_argument("strength", "Style stre_ngth", strength.help, strength.low,
                                   strength.high, strength.default, RW)
+    scale = knobs["style_scale"]
+    procedure.add_double_argument("style-scale", "_Brush size", "How big the painting's strokes "
+                                  "are on the layer: 1 as in the painting, 2 twice as big, 0.5 "
+                                  "half", scale.low, scale.high, scale.default, RW)
     preserve = knobs["preserve_colors"]
     procedure.add_boolean_argument("preserve-colors", "_Keep the photo's colors", preserve.help,
                                    preserve.default, RW)
@@ -67,6 +77,7 @@ def settings_from(config: Gimp.ProcedureConfig) -> dict:
     """The arguments as the server's settings (nst_settings.KNOBS names)."""
     size = config.get_property("size") if config.get_property("custom-size") else None
     return {"preset": config.get_property("preset"), "strength": config.get_property("strength"),
+            "style_scale": config.get_property("style-scale"),
             "size": size, "resolution": "full" if config.get_property("full-size") else "auto",
             "preserve_colors": config.get_property("preserve-colors"),
             "seed": config.get_property("seed")}
@@ -84,7 +95,8 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
     dialog.fill_box("advanced-box", ADVANCED)
     dialog.fill_expander("advanced", "advanced-label", False, "advanced-box")
     dialog.set_sensitive("size", True, config, "custom-size", False)
-    filtered = _images_only(dialog.get_widget("style-file", GimpUi.FileChooser.__gtype__))
+    filtered = all([_images_only(dialog.get_widget(name, GimpUi.FileChooser.__gtype__))
+                    for name in ("style-file", "style-file-2")])
     dialog.fill(MAIN + ["advanced"])
     if log.isEnabledFor(logging.INFO):
         log.info("dialog %s", json.dumps(dict(_layout(dialog), images_only=filtered)))

@@ -15,7 +15,10 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32        # nesting of objects/arrays a header may have
 MAX_ID_CHARS = 64
 MAX_SIDE = 65535
-MAX_FRAMES = 4             # frames in one message (header + at most 2 binary frames, with room)
+MAX_STYLES = 4             # style images (paintings) blended in one job
+# Frames in one message: a submit's header, pixels and paintings, with room for one too many
+# (refused with a reason; past the limit the gate closes the connection)
+MAX_FRAMES = 3 + MAX_STYLES
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a whole message, all frames together
 DEFAULT_MAX_QUEUE = 8
@@ -27,8 +30,9 @@ MAX_PREVIEW_SIDE = 1024     # longest side of a preview a client may ask for
 DEFAULT_PREVIEW_SIDE = 512
 MIN_PREVIEW_SECONDS = 0.25  # the fastest preview rate a client may ask for
 
-# Requests (client -> server) and the number of binary frames each carries.
-REQUEST_FRAMES = {"ping": 0, "info": 0, "submit": 2, "heartbeat": 0, "cancel": 0, "finish": 0}
+# Requests (client -> server) and the least and most binary frames each carries.
+REQUEST_FRAMES = {"ping": (0, 0), "info": (0, 0), "submit": (2, 1 + MAX_STYLES),
+                  "heartbeat": (0, 0), "cancel": (0, 0), "finish": (0, 0)}
 
 # Error codes (docs/protocol.md, "Error codes").
 BAD_MESSAGE = "bad_message"

@@ -69,6 +69,9 @@ KNOBS = {k.name: k for k in (
     Knob("iterations", int, None, "painting steps (default: the preset's)", low=1, high=10000),
     Knob("strength", float, 1.0, "how strongly the painting's style shows: 1 is the preset's "
          "balance, 2 twice as much style, 0 the photo unchanged", low=0.0, high=100.0),
+    Knob("style_scale", float, 1.0, "brush size: how big the painting's strokes are on the "
+         "image; 1 as in the painting seen at the image's size, 2 twice as big, 0.5 half",
+         low=0.25, high=4.0),
     Knob("content_weight", float, None, "content weight (default: the preset's)", low=0.0, high=1e9),
     Knob("tv_weight", float, None, "total-variation (smoothness) weight (default: the preset's)",
          low=0.0, high=1e9),
@@ -82,6 +85,26 @@ KNOBS = {k.name: k for k in (
     Knob("seed", int, 0, "random seed: the same seed on the same computer gives the same "
          "result", low=0, high=SEED_MAX),
 )}
+
+
+def style_shares(weights, count, most):
+    """Each of `count` paintings' share of the blend (summing to 1) from the user's weights
+    (None: one painting, or equal shares); ValueError saying why when they cannot be used.
+    `most`: the most paintings one job may blend (nst_protocol.MAX_STYLES)."""
+    if not 1 <= count <= most:
+        raise ValueError(f"give 1 to {most} style images, got {count}")
+    if weights is None:
+        return [1.0 / count] * count
+    if not isinstance(weights, (list, tuple)) or len(weights) != count:
+        raise ValueError(f"style_weights must be one number per style image ({count})")
+    for weight in weights:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
+                or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"style_weights must be numbers of 0 or more, got {weight!r}"[:200])
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError("style_weights must not all be 0")
+    return [weight / total for weight in weights]
 
 
 def validate(settings):

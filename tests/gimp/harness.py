@@ -300,7 +300,7 @@ def run(mode, args):
     cfg.set_property("image", image)
     cfg.set_core_object_array("drawables", [layer])
     for name, value in args.items():
-        cfg.set_property(name, Gio.File.new_for_path(value) if name == "style-file" else value)
+        cfg.set_property(name, Gio.File.new_for_path(value) if name.startswith("style-file") else value)
     start = time.monotonic()
     result = proc.run(cfg)
     return {"seconds": time.monotonic() - start, "status": result.index(0).value_nick,
@@ -345,9 +345,10 @@ def run_filter(session, image_path, args, binds=(), gui=False, **job):
     out = work / "out"
     out.mkdir()
     args = dict(args)
-    if "style-file" in args:
-        shutil.copy(args["style-file"], work / Path(args["style-file"]).name)
-        args["style-file"] = session.path_in_gimp(work / Path(args["style-file"]).name)
+    for name in ("style-file", "style-file-2"):
+        if name in args:
+            shutil.copy(args[name], work / Path(args[name]).name)
+            args[name] = session.path_in_gimp(work / Path(args[name]).name)
     spec = dict(job, image=session.path_in_gimp(work / "in.png"), args=args)
     (work / "job.json").write_text(json.dumps(spec))
     code = f"JOB = {session.path_in_gimp(work / 'job.json')!r}\nOUT = {session.path_in_gimp(out)!r}\n" + BATCH
