@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from nst_server.engine import Stylizer
 from nst_server.evaluate import Evaluator, palette_distance
@@ -134,7 +134,6 @@ def summarize(rows, budgets):
 
 def save_sheet(rows_of_pictures, columns, path, height=256):
     """One row per pair: photo | painting | each recipe, `height` px high, labelled above."""
-    from PIL import ImageDraw
     rows = [[image.resize((round(image.width * height / image.height), height), Image.LANCZOS)
              for image in row] for row in rows_of_pictures]
     width = max(sum(i.width + 8 for i in r) for r in rows)

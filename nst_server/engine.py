@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -31,7 +32,7 @@ from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, lumin
 from .objective import ByLayer, Objective, Weights, features_by_block, grams_by_block, split
 from .plans import Level, plan
 from .presets import Preset, Run, resolve
-from .vgg import IMAGENET_STD, VGG19Features, denormalize, load_vgg19, normalize
+from .vgg import CAFFE_UNITS, VGG19Features, denormalize, load_vgg19, normalize
 
 STYLE_CACHE_ENTRIES = 16  # each holds five ByLayer, at most ~2.7 MB
 PREVIEW_SIDE = MAX_PREVIEW_SIDE  # previews are for a screen, whatever the image's size
@@ -94,7 +95,7 @@ class Stylizer:
     def style_cache_info(self) -> dict[str, int]:
         return dict(self._cache_stats, size=len(self._style_cache))
 
-    def stylize(self, content: ImageInput, style: ImageInput,
+    def stylize(self, content: ImageInput, style: ImageInput | Sequence[ImageInput],
                 settings: Mapping[str, Any] | None = None, *,
                 on_progress: Callable[[Progress], None] | None = None,
                 should_stop: Callable[[], bool] | None = None,
@@ -190,7 +191,7 @@ class Stylizer:
             x = normalize(noise.to(self.device))
         elif run.init == "faint noise":  # the mean colour is 0 in normalized units
             generator = torch.Generator().manual_seed(run.seed)
-            noise = torch.randn(target.shape, generator=generator) * 0.001 / (255 * IMAGENET_STD[1])
+            noise = torch.randn(target.shape, generator=generator) * 0.001 / CAFFE_UNITS
             x = noise.to(self.device)
         else:
             x = target.clone()
@@ -249,7 +250,7 @@ class Stylizer:
 def blend(style: ImageInput | Sequence[ImageInput], weights: Sequence[float] | None) -> Blend:
     """The paintings of a job with their shares; those with no share are left out (so a blend
     weighted (1, 0) is exactly the first painting). InputError for unusable weights."""
-    images: list[ImageInput] = list(style) if isinstance(style, (list, tuple)) else [style]  # type: ignore[list-item]
+    images = [style] if isinstance(style, (Image.Image, np.ndarray)) else list(style)
     try:
         shares = nst_settings.style_shares(None if weights is None else list(weights), len(images),
                                            MAX_STYLES)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from neural_style import nst_settings
 
 from .errors import InputError
+from .vgg import CAFFE_UNITS
 
 # Layer names are the ReLU outputs. The paper recipe's "conv1_1 ... conv5_1, conv4_2" are read
 # there after the in-place ReLU of torchvision's VGG, i.e. these same activations.
@@ -82,9 +83,9 @@ CLASSIC_TV_STRENGTH = 1e-3
 
 
 def classic_tv_weight(width: int, height: int) -> float:
-    """neural-style's TV strength as our tv_weight at this size: 1e-3/2 · (255·0.226)² per unit of
+    """neural-style's TV strength as our tv_weight at this size: 1e-3/2 · CAFFE_UNITS² per unit of
     squared difference, summed over the 3·w·h terms our mean divides by."""
-    return CLASSIC_TV_STRENGTH / 2 * (255 * 0.226) ** 2 * 3 * width * height
+    return CLASSIC_TV_STRENGTH / 2 * CAFFE_UNITS ** 2 * 3 * width * height
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .errors import InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_UNITS = 255 * sum(IMAGENET_STD) / 3  # one normalized unit in Caffe's 0..255 units (~57.6)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 # Convolutions per block; conv5_2..conv5_4 are never used for style transfer, so not built.

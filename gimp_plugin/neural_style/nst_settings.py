@@ -104,6 +104,8 @@ def style_shares(weights, count, most):
     total = float(sum(weights))
     if total <= 0:
         raise ValueError("style_weights must not all be 0")
+    if not math.isfinite(total):
+        raise ValueError("style_weights are too large: their sum must be a finite number")
     return [weight / total for weight in weights]
 
 
