@@ -111,23 +111,23 @@ class Stylizer:
         run = resolve(settings or {}, self.profile.working_size, recipe)
         content_rgb, alpha = split_alpha(as_pil(content))
         styles = blend(style, style_weights)
-        start = content_rgb
+        start = None
         if run.preserve_colors:
             styles = [(match_luminance(image, content_rgb), share) for image, share in styles]
         elif run.preset.palette:
             start = match_palette(content_rgb, styles)
-        work = self._optimize(start, styles, run, on_progress, should_stop,
+        work = self._optimize(content_rgb, styles, run, start, on_progress, should_stop,
                               should_finish or (lambda: False))
         return finish(work, content_rgb, alpha, run.preserve_colors)
 
     # -- the optimization ------------------------------------------------------------------------
 
-    def _optimize(self, content: Image.Image, styles: Blend, run: Run,
+    def _optimize(self, content: Image.Image, styles: Blend, run: Run, start: Image.Image | None,
                   on_progress: Callable[[Progress], None] | None,
                   should_stop: Callable[[], bool] | None,
                   should_finish: Callable[[], bool]) -> Image.Image:
-        """Coarse to fine over the run's plan; return the finest level's result (or, once
-        should_finish(), the current one)."""
+        """Coarse to fine over the run's plan, from `start` (or the run's init) towards `content`'s
+        features; return the finest level's result (or, once should_finish(), the current one)."""
         vgg = self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype)
         colour_source = content
         if run.preserve_colors:
@@ -144,7 +144,7 @@ class Stylizer:
                                   self._content_features(target, run, vgg, level),
                                   self._style_targets(keyed, level, run, vgg),
                                   list(level.blocks))
-            x = self._initial(target, x, run)
+            x = self._initial(target, x, run, start)
             del target
             optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes)
             for _ in range(level.iterations):
@@ -180,11 +180,15 @@ class Stylizer:
                           level: Level) -> ByLayer:
         return features_by_block(vgg, target, list(run.preset.content_layers), list(level.blocks))
 
-    def _initial(self, target: torch.Tensor, previous: torch.Tensor | None, run: Run) -> torch.Tensor:
-        """Content (or seeded noise) at the first scale; the upsampled result at later ones."""
+    def _initial(self, target: torch.Tensor, previous: torch.Tensor | None, run: Run,
+                 start: Image.Image | None) -> torch.Tensor:
+        """`start`, the content or seeded noise at the first scale; the upsampled result at later
+        ones."""
         if previous is not None:
             x = F.interpolate(previous.detach(), size=target.shape[-2:], mode="bicubic",
                               align_corners=False)
+        elif start is not None:
+            x = self._model_input(start, (target.shape[-1], target.shape[-2]))
         elif run.init == "noise":
             generator = torch.Generator().manual_seed(run.seed)
             noise = torch.rand(target.shape, generator=generator)

@@ -46,7 +46,7 @@ class Preset:
     exact_fp32: bool = False   # True: float32 convolutions on every device, as published
     clamp: bool = True         # keep pixels in 0..1 after every step (the recipe does not)
     init: Init | None = None   # the recipe's own start; None: the user's `init`
-    palette: bool = False      # start from, and keep to, the photo in the painting's colours
+    palette: bool = False      # start from the photo in the painting's colours
     history: int = 50          # L-BFGS steps remembered (fewer where memory is short)
 
 
@@ -58,14 +58,14 @@ PRESETS: dict[str, Preset] = {
         tv_weight=0.0, style_term="paper", style_shape="content", size=256, exact_fp32=True, clamp=False,
         style_layers=dict(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2)))),
     "fast": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=10.0,
-        tv_weight=5e5, style_layers=EQUAL, palette=True, scales=((0.5, 0.3), (1.0, 0.7))),
+        optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=8.0,
+        tv_weight=1e5, style_layers=EQUAL, palette=True, scales=((0.5, 0.3), (1.0, 0.7))),
     "balanced": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=80, content_weight=1.0, style_weight=10.0,
-        tv_weight=5e5, style_layers=EQUAL, palette=True, scales=((0.5, 0.3), (1.0, 0.7))),
+        optimizer="lbfgs", lr=1.0, iterations=80, content_weight=1.0, style_weight=8.0,
+        tv_weight=1e5, style_layers=EQUAL, palette=True, scales=((0.5, 0.3), (1.0, 0.7))),
     "best": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=10.0,
-        tv_weight=5e5, style_layers=EQUAL, palette=True,
+        optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=8.0,
+        tv_weight=1e5, style_layers=EQUAL, palette=True,
         scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
 }
 

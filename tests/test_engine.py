@@ -211,6 +211,17 @@ def test_match_palette_gives_the_photo_the_paintings_colour_statistics(content, 
     assert np.corrcoef(ours[:, 0], before[:, 0])[0, 1] > 0.95  # the photo's shading kept
 
 
+def test_the_palette_start_is_pulled_towards_the_photo_itself(stylizer, evaluator, content, style):
+    """The palette presets start from the photo in the painting's colours, but their content
+    target is the photo: the first evaluation (at the start) already sees their distance."""
+    seen = []
+    stylizer.stylize(content, style, dict(QUICK, size=96, iterations=1), on_progress=seen.append)
+    start = match_palette(content, [(style, 1.0)])
+    distance = evaluator.content_loss(start, content)
+    assert distance > 0
+    assert seen[0].losses["content"] == pytest.approx(distance, rel=1e-3)
+
+
 def test_blended_styles_weighted_one_and_zero_equal_the_single_style(stylizer, content, style):
     from nst_server.samples import painting
     other = painting("embers", 128)
