@@ -182,13 +182,11 @@ class Stylizer:
 
     def _initial(self, target: torch.Tensor, previous: torch.Tensor | None, run: Run,
                  start: Image.Image | None) -> torch.Tensor:
-        """`start`, the content or seeded noise at the first scale; the upsampled result at later
-        ones."""
+        """Seeded noise (the run's init), else `start` or the content, at the first scale; the
+        upsampled result at later ones."""
         if previous is not None:
             x = F.interpolate(previous.detach(), size=target.shape[-2:], mode="bicubic",
                               align_corners=False)
-        elif start is not None:
-            x = self._model_input(start, (target.shape[-1], target.shape[-2]))
         elif run.init == "noise":
             generator = torch.Generator().manual_seed(run.seed)
             noise = torch.rand(target.shape, generator=generator)
@@ -197,6 +195,8 @@ class Stylizer:
             generator = torch.Generator().manual_seed(run.seed)
             noise = torch.randn(target.shape, generator=generator) * 0.001 / CAFFE_UNITS
             x = noise.to(self.device)
+        elif start is not None:
+            x = self._model_input(start, (target.shape[-1], target.shape[-2]))
         else:
             x = target.clone()
         return x.requires_grad_(True)
