@@ -10,7 +10,7 @@ Pairs: scikit-image's photos, each with a painting of the style folder in turn (
 same photo at the same working size:
   - `classic`: jcjohnson/neural-style's defaults (presets.CLASSIC) for the largest --classic
     budget, its losses noted at each budget;
-  - each of --recipes (presets, `paper` among them).
+  - each of --recipes (presets, `paper` among them, which keeps its published 256 px).
 It prints each recipe's fixed-evaluator losses over time (nst_server.evaluate: evaluation time
 excluded from every timing), the palette distance to the painting (sliced Wasserstein in CIE Lab,
 lower is closer), the time each preset needs to be no worse than the classic recipe on both losses
@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 from nst_server.engine import Stylizer
 from nst_server.evaluate import Evaluator, palette_distance
 from nst_server.images import fit_size
-from nst_server.presets import CLASSIC, classic_tv_weight
+from nst_server.presets import CLASSIC, PRESETS, classic_tv_weight
 from nst_server.samples import PALETTES, PHOTOS, painting, photo
 
 SHARED_STYLES = Path(__file__).resolve().parents[2] / "shared" / "styles"
@@ -94,8 +94,9 @@ def bench_pair(stylizer, evaluator, content, style, args):
     print(f"  classic palette distance {palette_distance(classic, style):.2f}")
     figures, pictures = {}, {"classic": classic}
     for name in args.recipes:
-        result, line = run(stylizer, evaluator, content, style, {"preset": name, "size": args.size},
-                           50 if name == "paper" else 2)
+        # a recipe with a size of its own (paper: 256 px, as published) runs at it
+        settings = {"preset": name} if PRESETS[name].size else {"preset": name, "size": args.size}
+        result, line = run(stylizer, evaluator, content, style, settings, 50 if name == "paper" else 2)
         _, wall, c, s = line.points[-1]
         distance = palette_distance(result, style)
         reach = {n: line.time_to_reach(mc, ms) for n, (_, _, mc, ms) in marks.items()}
