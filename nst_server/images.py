@@ -127,8 +127,8 @@ def recolor(image: Image.Image, content: Image.Image) -> Image.Image:
 def match_palette(content: Image.Image, paintings: Sequence[tuple[Image.Image, float]]) -> Image.Image:
     """The content in the paintings' colours: each CIE Lab channel shifted and scaled to the
     mean and spread of the paintings' pixels pooled by their shares (Reinhard et al. 2001's
-    colour transfer). Structure and shading stay the photo's; the palette the optimizer starts
-    from and keeps to is the paintings'."""
+    colour transfer). Structure and shading stay the photo's: the start the palette presets
+    optimize from."""
     photo = _lab_array(content)
     stats = [(lab_pixels(image), share) for image, share in paintings]
     mean = sum(share * pixels.mean(0) for pixels, share in stats)
