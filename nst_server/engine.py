@@ -13,7 +13,7 @@ import copy
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,7 @@ from .device import profile_for, release_memory, select_device
 from .errors import InputError, Stopped
 from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
                      match_luminance, match_palette, recolor, split_alpha, to_pil, to_tensor)
-from .objective import ByLayer, Objective, Weights, features_by_block, grams_by_block, split
+from .objective import Anchor, ByLayer, Objective, Weights, features_by_block, grams_by_block, split
 from .plans import Level, plan
 from .presets import Preset, Run, resolve
 from .vgg import CAFFE_UNITS, VGG19Features, denormalize, load_vgg19, normalize
@@ -142,11 +142,12 @@ class Stylizer:
             target = self._model_input(content, level.size)
             objective = Objective(vgg, weights_of(run),
                                   self._content_features(target, run, vgg, level),
-                                  self._style_targets(keyed, level, run, vgg),
-                                  list(level.blocks))
+                                  self._style_targets(keyed, level.size, run, vgg),
+                                  list(level.blocks), self._anchor(keyed, level, run, vgg))
             x = self._initial(target, x, run, start)
             del target
-            optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes)
+            optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes,
+                                       detail=level.anchor is not None)
             for _ in range(level.iterations):
                 if should_stop is not None and should_stop():
                     raise Stopped("stopped on request")
@@ -201,23 +202,32 @@ class Stylizer:
             x = target.clone()
         return x.requires_grad_(True)
 
-    def _style_targets(self, styles: list[tuple[Image.Image, str, float]], level: Level, run: Run,
-                       vgg: VGG19Features) -> ByLayer:
+    def _anchor(self, styles: list[tuple[Image.Image, str, float]], level: Level, run: Run,
+                vgg: VGG19Features) -> Anchor | None:
+        """The style-only objective at the scale below a detail scale (objective.Anchor)."""
+        if level.anchor is None:
+            return None
+        weights = replace(weights_of(run), content=0.0, tv=0.0, content_layers={})
+        return Anchor(Objective(vgg, weights, {}, self._style_targets(styles, level.anchor, run, vgg),
+                                list(level.anchor_blocks)), level.anchor)
+
+    def _style_targets(self, styles: list[tuple[Image.Image, str, float]], size: tuple[int, int],
+                       run: Run, vgg: VGG19Features) -> ByLayer:
         """The Grams to match: one painting's, or the paintings' mixed by their shares (the
         weighted sum of Gram losses is, up to a constant, the loss against the weighted Grams)."""
-        grams = [(self._style_grams(image, key, level, run, vgg), share)
+        grams = [(self._style_grams(image, key, size, run, vgg), share)
                  for image, key, share in styles]
         if len(grams) == 1:
             return grams[0][0]
         return {name: torch.stack([share * g[name] for g, share in grams]).sum(0)
                 for name in grams[0][0]}
 
-    def _style_grams(self, style: Image.Image, style_key: str, level: Level, run: Run,
-                     vgg: VGG19Features) -> ByLayer:
-        """The style's Grams at the size style_size gives for this level, from the bounded LRU
-        cache when possible."""
+    def _style_grams(self, style: Image.Image, style_key: str, image_size: tuple[int, int],
+                     run: Run, vgg: VGG19Features) -> ByLayer:
+        """The style's Grams at the size style_size gives beside an image of `image_size`, from
+        the bounded LRU cache when possible."""
         layers = list(run.preset.style_layers)
-        size = style_size(style.size, level.size, run)
+        size = style_size(style.size, image_size, run)
         key = (style_key, size, tuple(layers), vgg.dtype)
         if key in self._style_cache:
             self._cache_stats["hits"] += 1
@@ -280,9 +290,13 @@ def weights_of(run: Run) -> Weights:
                    preset.style_layers, preset.style_term)
 
 
-def make_optimizer(preset: Preset, x: torch.Tensor, memory: int) -> torch.optim.Optimizer:
-    """Adam or L-BFGS over `x`; L-BFGS keeps the preset's steps of history, fewer where they
-    would not fit in `memory` bytes (a 24-MP image's step pair is 0.6 GB)."""
+def make_optimizer(preset: Preset, x: torch.Tensor, memory: int,
+                   detail: bool = False) -> torch.optim.Optimizer:
+    """The preset's optimizer over `x`, Adam at a detail scale (`detail`; see Preset.detail_lr);
+    L-BFGS keeps the preset's steps of history, fewer where they would not fit in `memory` bytes
+    (a 24-MP image's step pair is 0.6 GB)."""
+    if detail:
+        return torch.optim.Adam([x], lr=preset.detail_lr)
     if preset.optimizer == "adam":
         return torch.optim.Adam([x], lr=preset.lr)
     pair = 2 * x.numel() * x.element_size()

@@ -28,12 +28,20 @@ class Level:
     size: tuple[int, int]  # (width, height) of the image optimized at this scale
     iterations: int
     blocks: tuple[Block, ...]
+    # A detail scale also keeps the style of the scale below, seen at its size (objective.Anchor)
+    anchor: tuple[int, int] | None = None
+    anchor_blocks: tuple[Block, ...] = ()
 
     @property
     def work(self) -> float:
         """Pixels the VGG processes over this level's iterations (halos included)."""
-        seen = sum((b.padded[1] - b.padded[0]) * (b.padded[3] - b.padded[2]) for b in self.blocks)
-        return seen * self.iterations * (TWO_PASS_WORK if len(self.blocks) > 1 else 1.0)
+        return (_seen(self.blocks) + _seen(self.anchor_blocks)) * self.iterations
+
+
+def _seen(blocks: tuple[Block, ...]) -> float:
+    """Pixels one evaluation over `blocks` processes."""
+    pixels = sum((b.padded[1] - b.padded[0]) * (b.padded[3] - b.padded[2]) for b in blocks)
+    return pixels * (TWO_PASS_WORK if len(blocks) > 1 else 1.0)
 
 
 def plan(run: Run, content_size: tuple[int, int], profile: DeviceProfile) -> list[Level]:
@@ -55,14 +63,22 @@ def plan(run: Run, content_size: tuple[int, int], profile: DeviceProfile) -> lis
         target = base
     else:
         target = fit_size(*content_size, max(profile.detail_side or max(content_size), run.size))
+    coarse = len(sizes)
     side = max(base)
     for n in detail_iterations(run):
         if side >= max(target):
             break
         side *= 2
         sizes.append((fit_size(*target, side), n))
-    return [Level(size, n, tuple(split(size[1], size[0], profile.block_pixels)))
-            for size, n in sizes]
+    return [_level(size, n, sizes[i - 1][0] if i >= coarse else None, profile.block_pixels)
+            for i, (size, n) in enumerate(sizes)]
+
+
+def _level(size: tuple[int, int], iterations: int, anchor: tuple[int, int] | None,
+           block_pixels: int) -> Level:
+    def blocks(s: tuple[int, int]) -> tuple[Block, ...]:
+        return tuple(split(s[1], s[0], block_pixels))
+    return Level(size, iterations, blocks(size), anchor, blocks(anchor) if anchor else ())
 
 
 def detail_iterations(run: Run) -> list[int]:

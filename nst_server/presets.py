@@ -41,7 +41,12 @@ class Preset:
     style_shape: Literal["content", "long side"] = "long side"
     scales: Scales = ((1.0, 1.0),)
     # iterations of each detail scale above the working size (plans.py), finest last
-    detail_iterations: tuple[int, ...] = (50, 20, 10)
+    detail_iterations: tuple[int, ...] = (24, 20, 10)
+    # A detail scale runs Adam at this rate (normalized units): L-BFGS without line search, from
+    # the converged start, took a quasi-Newton step into noise and repainted the composition
+    # (measured on the 20-MP photo, docs/design.md); Adam's steps are bounded, and its memory
+    # is two image-sized buffers, not a history.
+    detail_lr: float = 0.05
     size: int | None = None    # working size fixed by the recipe; None = the device's
     exact_fp32: bool = False   # True: float32 convolutions on every device, as published
     clamp: bool = True         # keep pixels in 0..1 after every step (the recipe does not)

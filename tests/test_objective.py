@@ -10,7 +10,9 @@ from PIL import Image, ImageFilter
 from nst_server import objective as objective_module
 from nst_server.device import BLOCK_BYTES_PER_PIXEL, memory_plan
 from nst_server.engine import weights_of
-from nst_server.objective import ALIGN, HALO, Objective, features_by_block, grams_by_block, split
+from nst_server.losses import gram_sum, style_loss
+from nst_server.objective import (ALIGN, HALO, Anchor, Objective, features_by_block, grams_by_block,
+                                  split)
 from nst_server.plans import plan
 from nst_server.presets import resolve
 
@@ -52,6 +54,34 @@ def test_blocks_give_the_whole_image_loss_and_gradient(stylizer, preset, true_fl
     for term in ("content", "style", "tv", "total"):
         assert tiled[term] == pytest.approx(whole[term], rel=1e-5)
     assert float((tiled_grad - grad).norm() / grad.norm()) < 2e-6  # float32 rounding: ~4e-7
+
+
+def test_the_anchor_is_the_style_loss_of_the_image_seen_at_the_scale_below(stylizer, true_float32):
+    """A detail scale's anchor, in blocks, gives the loss and gradient autograd finds through the
+    downsampling and one pass of the whole small image."""
+    vgg = stylizer._model(torch.float32)
+    weights = replace(weights_of(resolve({}, 512)), content=0.0, tv=0.0, content_layers={})
+    generator = torch.Generator().manual_seed(2)
+    x0 = torch.randn(1, 3, 600, 800, generator=generator).to(stylizer.device)
+    style = torch.randn(1, 3, 100, 120, generator=generator).to(stylizer.device)
+    layers = list(weights.style_layers)
+    grams, _ = grams_by_block(vgg, style, layers, split(100, 120, 10**9))
+    size = (400, 300)
+    anchor = Anchor(Objective(vgg, weights, {}, grams, split(300, 400, SMALL_BLOCKS)), size)
+    x = x0.clone()
+    x.grad = torch.zeros_like(x)
+    loss = anchor.evaluate(x)
+
+    reference = x0.clone().requires_grad_(True)
+    small = torch.nn.functional.interpolate(reference, size=(300, 400), mode="area")
+    feats = vgg(small, layers)
+    positions = {n: f.shape[-2] * f.shape[-1] for n, f in feats.items()}
+    expected = style_loss({n: gram_sum(f) / (f.shape[1] * positions[n]) for n, f in feats.items()},
+                          grams, weights.style_layers, weights.style_term, positions)
+    (weights.style * expected).backward()
+    assert len(anchor.objective.blocks) > 1
+    assert loss == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert float((x.grad - reference.grad).norm() / reference.grad.norm()) < 2e-6
 
 
 def test_a_halo_narrower_than_relu5_1_sees_shows(stylizer, monkeypatch):
@@ -108,8 +138,10 @@ def test_the_plan_per_device(stylizer):
     full = plan(resolve({"resolution": "full"}, 512), photo, cpu)
     assert full[-1].size == photo and len(full[-1].blocks) > 1
     # each finer level is a detail level with fewer iterations; work grows with the pixels
-    assert [lv.iterations for lv in full[2:]] == [50, 20, 10, 10]
+    assert [lv.iterations for lv in full[2:]] == [24, 20, 10, 10]
     assert full[-1].work > full[-2].work > full[1].work
+    # a detail level keeps the style of the level below (objective.Anchor); the preset's do not
+    assert [lv.anchor for lv in full] == [None, None, *[lv.size for lv in full[1:-1]]]
     # a layer no larger than the working size gets the preset's scales only, on every device
     for profile in (cpu, gpu):
         assert [lv.size for lv in plan(run, (400, 300), profile)] == [(200, 150), (400, 300)]
