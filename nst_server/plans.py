@@ -5,7 +5,8 @@ Coarse scales are the preset's, over the working size: they set the composition 
 layout. Above the working size come detail scales, each twice the last, up to the run's target
 (the layer's own size, or the device's cap for `resolution: auto`): each starts from the
 upsampled, converged result of the scale below and adds detail at its own resolution
-(Gatys et al. 2016, "Controlling Perceptual Factors"; SPST's coarse-to-fine schedule).
+(Gatys et al. 2016, "Controlling Perceptual Factors"; SPST's coarse-to-fine schedule), while
+keeping the style that scale set: its anchor (objective.Anchor).
 """
 from dataclasses import dataclass
 
