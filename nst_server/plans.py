@@ -2,8 +2,8 @@
 blocks, and the work each costs (what progress and the server's cost limit count).
 
 Coarse scales are the preset's, over the working size: they set the composition and the stroke
-layout. Above the working size come detail scales, each twice the last, up to the run's target
-(the layer's own size, or the device's cap for `resolution: auto`): each starts from the
+layout. Above the working size come detail scales up to the run's target (the layer's own size,
+or the device's cap for `resolution: auto`), each half the next (detail_sides): each starts from the
 upsampled, converged result of the scale below and adds detail at its own resolution
 (Gatys et al. 2016, "Controlling Perceptual Factors"; SPST's coarse-to-fine schedule), while
 keeping the style that scale set: its anchor (objective.Anchor).
@@ -65,12 +65,8 @@ def plan(run: Run, content_size: tuple[int, int], profile: DeviceProfile) -> lis
     else:
         target = fit_size(*content_size, max(profile.detail_side or max(content_size), run.size))
     coarse = len(sizes)
-    side = max(base)
-    for n in detail_iterations(run):
-        if side >= max(target):
-            break
-        side *= 2
-        sizes.append((fit_size(*target, side), n))
+    sides = detail_sides(max(base), max(target))
+    sizes += [(fit_size(*target, side), n) for side, n in zip(sides, detail_iterations(run))]
     return [_level(size, n, sizes[i - 1][0] if i >= coarse else None, profile.block_pixels)
             for i, (size, n) in enumerate(sizes)]
 
@@ -80,6 +76,18 @@ def _level(size: tuple[int, int], iterations: int, anchor: tuple[int, int] | Non
     def blocks(s: tuple[int, int]) -> tuple[Block, ...]:
         return tuple(split(s[1], s[0], block_pixels))
     return Level(size, iterations, blocks(size), anchor, blocks(anchor) if anchor else ())
+
+
+def detail_sides(base: int, target: int) -> list[int]:
+    """Longest sides of the detail scales from `base` up to `target`: the target halved until
+    the next halving would not exceed the base (SPST's ladder). Every detail scale is then
+    exactly twice its anchor, and the odd ratio, if any, falls on the cheapest step."""
+    sides: list[int] = []
+    side = target
+    while side > base:
+        sides.insert(0, side)
+        side = -(-side // 2)
+    return sides
 
 
 def detail_iterations(run: Run) -> list[int]:

@@ -132,14 +132,16 @@ def test_a_second_painting_blends_in(session, files, mix, name):
 def test_the_dialog_runs_the_filter_and_remembers_its_values(session, files):
     """The full GIMP under Xvfb: an interactive run opens the dialog (the harness clicks OK) and
     runs; GIMP then remembers the values, so a Repeat-Last run given no arguments at all uses
-    the same style file and settings."""
-    report, _ = run_filter(session, files / "photo.png",
-                           dict(FAST, **{"style-file": str(files / "starry_night.png")}),
-                           mode="INTERACTIVE", then=["WITH_LAST_VALS"])
+    the same style files and settings. With a second painting the Mix slider is live."""
+    report, _ = run_filter(session, files / "photo.png", dict(FAST, **{
+        "style-file": str(files / "starry_night.png"), "style-file-2": str(files / "embers.png"),
+        "style-mix": 0.3}), mode="INTERACTIVE", then=["WITH_LAST_VALS"])
     assert report["status"] == "success", report
     assert [run["status"] for run in report["then"]] == ["success"], report
-    assert [layer["name"] for layer in report["layers"]] == \
-        ["Neural Style: starry_night", "Neural Style: starry_night #1", "Background"]
+    assert [layer["name"] for layer in report["layers"]] == [
+        "Neural Style: starry_night + embers", "Neural Style: starry_night + embers #1",
+        "Background"]
+    assert plugin_log(session, "dialog")[-1]["mix_sensitive"] is True
 
 
 def test_indexed_image_is_refused(session, files):
@@ -365,7 +367,8 @@ def test_closing_the_image_mid_run_drops_the_job_quietly(gimp, server, files):
 def test_cancel_in_the_dialog_keeps_the_chosen_style_file(gimp, server, files):
     """On a fresh GIMP profile the user's painting is in the dialog, and they press Cancel;
     opening the filter again offers the same painting (GIMP itself keeps a procedure's values
-    only after a successful run: without the plug-in's memory there is no style file at all)."""
+    only after a successful run: without the plug-in's memory there is no style file at all).
+    With no second painting the Mix slider is greyed out."""
     session = GimpSession(gimp[1], gimp[0])
     try:
         session.install(server.endpoint)
@@ -373,8 +376,10 @@ def test_cancel_in_the_dialog_keeps_the_chosen_style_file(gimp, server, files):
         report, _ = run_filter(session, files / "photo.png",
                                dict(FAST, **{"style-file": str(files / "starry_night.png")}),
                                mode="INTERACTIVE", then=["INTERACTIVE"])
+        dialogs = plugin_log(session, "dialog")
     finally:
         session.close()
     assert report["status"] == "cancel"
     assert [run["status"] for run in report["then"]] == ["success"], report
     assert report["layers"][0]["name"] == "Neural Style: starry_night"
+    assert [d["mix_sensitive"] for d in dialogs] == [False, False], dialogs

@@ -134,9 +134,12 @@ def test_the_plan_per_device(stylizer):
     assert [lv.size for lv in plan(run, photo, cpu)] == [(256, 170), (512, 341), (1024, 683)]
     gpu_run = resolve({}, 1024)
     sizes = [lv.size for lv in plan(gpu_run, photo, gpu)]
-    assert sizes == [(512, 342), (1024, 683), (2048, 1365), (4096, 2731), (6000, 4000)]
+    assert sizes == [(512, 342), (1024, 683), (1500, 1000), (3000, 2000), (6000, 4000)]
     full = plan(resolve({"resolution": "full"}, 512), photo, cpu)
     assert full[-1].size == photo and len(full[-1].blocks) > 1
+    # detail levels halve down from the layer's size: each exactly twice its anchor
+    assert [lv.size for lv in full[1:]] == [(512, 341), (750, 500), (1500, 1000), (3000, 2000),
+                                            photo]
     # each finer level is a detail level with fewer iterations; work grows with the pixels
     assert [lv.iterations for lv in full[2:]] == [24, 20, 10, 10]
     assert full[-1].work > full[-2].work > full[1].work
