@@ -81,7 +81,7 @@ def _level(size: tuple[int, int], iterations: int, anchor: tuple[int, int] | Non
 def detail_sides(base: int, target: int) -> list[int]:
     """Longest sides of the detail scales from `base` up to `target`: the target halved until
     the next halving would not exceed the base (SPST's ladder). Every detail scale is then
-    exactly twice its anchor, and the odd ratio, if any, falls on the cheapest step."""
+    twice its anchor (to the pixel), and the odd ratio, if any, falls on the cheapest step."""
     sides: list[int] = []
     side = target
     while side > base:

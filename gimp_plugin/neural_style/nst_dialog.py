@@ -95,7 +95,7 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
     dialog.fill_box("advanced-box", ADVANCED)
     dialog.fill_expander("advanced", "advanced-label", False, "advanced-box")
     dialog.set_sensitive("size", True, config, "custom-size", False)
-    mix = _mix_follows_second_painting(dialog, config)
+    mix, following = _mix_follows_second_painting(dialog, config)
     filtered = all([_images_only(dialog.get_widget(name, GimpUi.FileChooser.__gtype__))
                     for name in ("style-file", "style-file-2")])
     dialog.fill(MAIN + ["advanced"])
@@ -103,6 +103,7 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
         log.info("dialog %s", json.dumps(dict(_layout(dialog), images_only=filtered,
                                               mix_sensitive=mix.get_sensitive())))
     accepted = dialog.run()
+    config.disconnect(following)  # the slider goes with the dialog; the config stays
     dialog.destroy()
     remember_style(config)
     return accepted
@@ -110,15 +111,16 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
 
 def _mix_follows_second_painting(dialog, config):
     """The Mix slider, greyed out while there is no second painting to mix in (set_sensitive
-    follows boolean properties only, so this follows the file property itself)."""
+    follows boolean properties only, so this follows the file property itself); with the
+    handler's id."""
     mix = dialog.get_widget("style-mix", GObject.TYPE_NONE)
 
     def follow(*_):
         mix.set_sensitive(config.get_property("style-file-2") is not None)
 
-    config.connect("notify::style-file-2", follow)
+    following = config.connect("notify::style-file-2", follow)
     follow()
-    return mix
+    return mix, following
 
 
 def _layout(dialog):
