@@ -39,6 +39,13 @@ BLOCK_SHARE = 0.25  # of the free memory, what a block's pass may use; and L-BFG
 # (measured on an H100: 5.8 GB at the GPU cap).
 BLOCK_BYTES_MAX = {"cpu": 2 << 30, "gpu": 4 << 30}
 OPTIMIZER_BYTES_MAX = 3 << 29
+# glibc serves a request above its mmap threshold by mmap, and frees it straight to the system;
+# by default it raises the threshold to 32 MB as big buffers come and go, so a block pass's
+# 4-32-MB activations are then carved from its heap and, freed, stay there in fragments the next
+# pass (the anchor's, the next iteration's) grows beside. Fixed at 4 MiB, measured on a 6-MP
+# layer in 20 blocks: 0.7 GiB less at the peak, at ~12 % more time per pass (fresh pages).
+MMAP_THRESHOLD = 4 << 20
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,21 @@ def release_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    libc = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
-    if libc:
-        ctypes.CDLL(libc).malloc_trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def return_big_buffers_when_freed() -> None:
+    """Have glibc hand every buffer of MMAP_THRESHOLD or more back to the system when it is
+    freed (see MMAP_THRESHOLD); elsewhere nothing changes. Process-wide, so called once by
+    whoever owns the engine (Stylizer)."""
+    libc = _glibc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    return ctypes.CDLL(name) if name else None

@@ -25,7 +25,7 @@ from PIL import Image
 from neural_style import nst_settings
 from neural_style.nst_protocol import MAX_PREVIEW_SIDE, MAX_STYLES
 
-from .device import profile_for, release_memory, select_device
+from .device import profile_for, release_memory, return_big_buffers_when_freed, select_device
 from .errors import InputError, Stopped
 from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
                      match_luminance, match_palette, recolor, split_alpha, to_pil, to_tensor)
@@ -58,6 +58,7 @@ class Stylizer:
     def __init__(self, weights: str = "original", device: str | None = None, load: bool = True):
         """`load`: now; otherwise at the first use (see load(), unload())."""
         self.weights = weights
+        return_big_buffers_when_freed()
         self.profile = profile_for(select_device(device))
         self.device = self.profile.device
         self._vgg: VGG19Features | None = None
@@ -295,10 +296,8 @@ def make_optimizer(preset: Preset, x: torch.Tensor, memory: int,
     """The preset's optimizer over `x`, Adam at a detail scale (`detail`; see Preset.detail_lr);
     L-BFGS keeps the preset's steps of history, fewer where they would not fit in `memory` bytes
     (a 24-MP image's step pair is 0.6 GB)."""
-    if detail:
-        return torch.optim.Adam([x], lr=preset.detail_lr)
-    if preset.optimizer == "adam":
-        return torch.optim.Adam([x], lr=preset.lr)
+    if detail or preset.optimizer == "adam":  # fused: no image-sized temporaries in the step
+        return torch.optim.Adam([x], lr=preset.detail_lr if detail else preset.lr, fused=True)
     pair = 2 * x.numel() * x.element_size()
     # One function evaluation per step and no line search, as in Gatys/Johnson's neural-style:
     # the step is the iteration the user sees and can cancel after.

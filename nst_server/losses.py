@@ -46,8 +46,21 @@ def style_loss(grams: Mapping[str, torch.Tensor], target_grams: Mapping[str, tor
     return total
 
 
-def tv_loss(image: torch.Tensor) -> torch.Tensor:
-    """Total variation: mean squared difference of neighbouring pixels (smooths speckle)."""
-    dx = image[:, :, :, 1:] - image[:, :, :, :-1]
-    dy = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return torch.mean(dx ** 2) + torch.mean(dy ** 2)
+def tv_loss_with_grad(image: torch.Tensor, weight: float, grad: torch.Tensor) -> torch.Tensor:
+    """Total variation of `image` — mean squared difference of neighbouring pixels, per
+    direction, summed (smooths speckle) — and `weight` times its gradient added to `grad` in
+    place. By hand, not by autograd: one image-sized temporary instead of autograd's seven (on a
+    24-MP layer 0.27 GiB above the image and its gradient, against 1.88). No gradient work when
+    `weight` is 0."""
+    total = image.new_zeros(())
+    with torch.no_grad():
+        for dim in (-1, -2):
+            length = image.shape[dim] - 1
+            diff = image.narrow(dim, 1, length) - image.narrow(dim, 0, length)
+            total += torch.dot(diff.view(-1), diff.view(-1)) / diff.numel()
+            if weight:  # d/dx_i of mean((x_i+1 - x_i)²): +2·diff/n from the left, -2·diff/n right
+                diff.mul_(2 * weight / diff.numel())
+                grad.narrow(dim, 1, length).add_(diff)
+                grad.narrow(dim, 0, length).sub_(diff)
+            del diff  # before the next direction's
+    return total

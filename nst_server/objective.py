@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .losses import StyleTerm, content_sum, gram_sum, style_loss, tv_loss
-from .vgg import VGG19Features, denormalize, layer_stride, normalize
+from .losses import StyleTerm, content_sum, gram_sum, style_loss, tv_loss_with_grad
+from .vgg import VGG19Features, clip_to_rgb_, layer_stride
 
 HALO = 96   # relu5_1 sees 70 px before and 86 px after its own 16-px cell
 ALIGN = 16  # four 2x2 poolings: edges on multiples of 16 keep every layer's grid aligned
@@ -136,22 +136,22 @@ class Objective:
             return torch.tensor(losses["total"])
 
         optimizer.step(closure)  # type: ignore[arg-type]  # torch's stub says float; Tensor works
-        if clamp:
-            with torch.no_grad():  # stay a real image: clipping later would undo the style
-                x.copy_(normalize(denormalize(x).clamp(0, 1)))
+        if clamp:  # stay a real image: clipping later would undo the style
+            with torch.no_grad():
+                clip_to_rgb_(x)
         return losses
 
     def evaluate(self, x: torch.Tensor) -> dict[str, float]:
         """The losses at `x`; leaves the total's gradient in x.grad."""
-        x.grad = torch.zeros_like(x)
+        if x.grad is None:
+            x.grad = torch.zeros_like(x)
+        else:  # in place: a fresh one would briefly double an image-sized buffer
+            x.grad.zero_()
         if len(self.blocks) == 1:
             terms = self._one_pass(x)
         else:
             terms = self._two_passes(x)
-        with torch.enable_grad():
-            tv = tv_loss(x)
-            (self.weights.tv * tv).backward()
-        terms["tv"] = float(tv.detach())
+        terms["tv"] = float(tv_loss_with_grad(x.detach(), self.weights.tv, x.grad))
         if self.anchor is not None:  # the style at two scales, weighted alike
             terms["style"] += self.anchor.evaluate(x)
         w = self.weights

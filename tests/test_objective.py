@@ -1,5 +1,7 @@
 """The blockwise objective and the plans: exact global loss in blocks, bounded memory, the
 schedule per device, and full resolution end to end — on the real VGG19, at small sizes."""
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +12,7 @@ from PIL import Image, ImageFilter
 from nst_server import objective as objective_module
 from nst_server.device import BLOCK_BYTES_PER_PIXEL, memory_plan
 from nst_server.engine import weights_of
-from nst_server.losses import gram_sum, style_loss
+from nst_server.losses import gram_sum, style_loss, tv_loss_with_grad
 from nst_server.objective import (ALIGN, HALO, Anchor, Objective, features_by_block, grams_by_block,
                                   split)
 from nst_server.plans import plan
@@ -84,6 +86,19 @@ def test_the_anchor_is_the_style_loss_of_the_image_seen_at_the_scale_below(styli
     assert float((x.grad - reference.grad).norm() / reference.grad.norm()) < 2e-6
 
 
+@pytest.mark.parametrize("weight", [3.5, 0.0])
+def test_the_total_variation_gradient_by_hand_is_autograds(weight):
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 3, 37, 53, generator=generator, dtype=torch.float64, requires_grad=True)
+    dx, dy = x[..., 1:] - x[..., :-1], x[..., 1:, :] - x[..., :-1, :]
+    expected = torch.mean(dx ** 2) + torch.mean(dy ** 2)
+    (weight * expected).backward()
+    grad = torch.ones_like(x)  # added to, not replaced
+    value = tv_loss_with_grad(x.detach(), weight, grad)
+    assert float(value) == pytest.approx(float(expected.detach()), rel=1e-6)
+    assert torch.allclose(grad - 1, x.grad, rtol=0, atol=1e-12)
+
+
 def test_a_halo_narrower_than_relu5_1_sees_shows(stylizer, monkeypatch):
     """The halo is what makes blocks exact: at a third of it the gradient is off by far more
     than float32 rounding (~3e-5 here, against ~4e-7)."""
@@ -120,6 +135,34 @@ def test_block_size_comes_from_the_free_memory():
     import psutil
     assert pixels * BLOCK_BYTES_PER_PIXEL[torch.float32] <= psutil.virtual_memory().available / 3
     assert 0 < optimizer_bytes <= psutil.virtual_memory().available / 3
+
+
+FREED_BUFFERS = """
+import sys, psutil, torch
+from nst_server.device import return_big_buffers_when_freed
+if sys.argv[1] == "on":
+    return_big_buffers_when_freed()
+torch.ones(24 << 20, dtype=torch.uint8)  # freed at once: glibc by default then keeps up to 24 MB in its heap
+buffers, between = [], []
+for _ in range(48):  # 8-MiB activations, each followed by something small that stays
+    buffers.append(torch.ones(8 << 20, dtype=torch.uint8))
+    between.append(torch.ones(1 << 16))
+before = psutil.Process().memory_info().rss
+del buffers
+print((before - psutil.Process().memory_info().rss) >> 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_block_activations_go_back_to_the_system():
+    """What keeps a full-size run's peak down (device.MMAP_THRESHOLD): freed 8-MiB buffers leave
+    the process at once, where glibc's default keeps them, fragmented, in its heap."""
+    def released_mib(policy: str) -> int:
+        out = subprocess.run([sys.executable, "-c", FREED_BUFFERS, policy], check=True,
+                             capture_output=True, text=True).stdout
+        return int(out)
+    assert released_mib("on") >= 380       # of 384
+    assert released_mib("default") < 100
 
 
 def _profile(stylizer, **changes):
