@@ -14,12 +14,14 @@ The optimization code is the same on every device; only these settings differ:
 - memory: the largest block the VGG processes at once (objective.py) and the optimizer's
   history, from the memory free on the device.
 """
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import gc
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psutil
@@ -42,9 +44,11 @@ OPTIMIZER_BYTES_MAX = 3 << 29
 # glibc serves a request above its mmap threshold by mmap, and frees it straight to the system;
 # by default it raises the threshold to 32 MB as big buffers come and go, so a block pass's
 # 4-32-MB activations are then carved from its heap and, freed, stay there in fragments the next
-# pass (the anchor's, the next iteration's) grows beside. Fixed at 4 MiB, measured on a 6-MP
-# layer in 20 blocks: 0.7 GiB less at the peak, at ~12 % more time per pass (fresh pages).
-MMAP_THRESHOLD = 4 << 20
+# pass (the anchor's, the next iteration's) grows beside. At 4 MiB, measured on a 6-MP layer in
+# 20 blocks: 0.7 GiB less at the peak, ~12 % more time per pass (fresh pages are zeroed). A level
+# in one block (the default sizes) has no such peak and paid 13-29 % more time: only levels in
+# blocks run so, and the threshold is then set where glibc's own settles.
+MMAP_THRESHOLD = {"in blocks": 4 << 20, "after": 32 << 20}
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
 
@@ -144,13 +148,19 @@ def release_memory(device: torch.device) -> None:
         libc.malloc_trim(0)
 
 
-def return_big_buffers_when_freed() -> None:
-    """Have glibc hand every buffer of MMAP_THRESHOLD or more back to the system when it is
-    freed (see MMAP_THRESHOLD); elsewhere nothing changes. Process-wide, so called once by
-    whoever owns the engine (Stylizer)."""
+@contextlib.contextmanager
+def freed_buffers_returned(active: bool = True) -> Iterator[None]:
+    """While `active`: glibc hands every freed buffer of 4 MiB or more back to the system at
+    once (MMAP_THRESHOLD, for levels in blocks); elsewhere than glibc, nothing changes."""
     libc = _glibc()
-    if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    if not active or libc is None or not hasattr(libc, "mallopt"):
+        yield
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD["in blocks"])
+    try:
+        yield
+    finally:
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD["after"])
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from PIL import Image
 from neural_style import nst_settings
 from neural_style.nst_protocol import MAX_PREVIEW_SIDE, MAX_STYLES
 
-from .device import profile_for, release_memory, return_big_buffers_when_freed, select_device
+from .device import freed_buffers_returned, profile_for, release_memory, select_device
 from .errors import InputError, Stopped
 from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
                      match_luminance, match_palette, recolor, split_alpha, to_pil, to_tensor)
@@ -58,7 +58,6 @@ class Stylizer:
     def __init__(self, weights: str = "original", device: str | None = None, load: bool = True):
         """`load`: now; otherwise at the first use (see load(), unload())."""
         self.weights = weights
-        return_big_buffers_when_freed()
         self.profile = profile_for(select_device(device))
         self.device = self.profile.device
         self._vgg: VGG19Features | None = None
@@ -140,28 +139,29 @@ class Stylizer:
         for level in levels:
             if x is not None and should_finish():
                 break
-            target = self._model_input(content, level.size)
-            objective = Objective(vgg, weights_of(run),
-                                  self._content_features(target, run, vgg, level),
-                                  self._style_targets(keyed, level.size, run, vgg),
-                                  list(level.blocks), self._anchor(keyed, level, run, vgg))
-            x = self._initial(target, x, run, start)
-            del target
-            optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes,
-                                       detail=level.anchor is not None)
-            for _ in range(level.iterations):
-                if should_stop is not None and should_stop():
-                    raise Stopped("stopped on request")
-                if should_finish():
-                    break
-                losses = objective.step(optimizer, x, run.preset.clamp)
-                iteration += 1
-                clock.advance(level)
-                if on_progress is not None:
-                    preview = partial(self._preview, x.detach(), colour_source, run)
-                    on_progress(Progress(iteration, clock.iterations, clock.elapsed, clock.fraction,
-                                         clock.remaining, losses, preview))
-            del optimizer, objective
+            with freed_buffers_returned(len(level.blocks) > 1):  # memory-bound
+                target = self._model_input(content, level.size)
+                objective = Objective(vgg, weights_of(run),
+                                      self._content_features(target, run, vgg, level),
+                                      self._style_targets(keyed, level.size, run, vgg),
+                                      list(level.blocks), self._anchor(keyed, level, run, vgg))
+                x = self._initial(target, x, run, start)
+                del target
+                optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes,
+                                           detail=level.anchor is not None)
+                for _ in range(level.iterations):
+                    if should_stop is not None and should_stop():
+                        raise Stopped("stopped on request")
+                    if should_finish():
+                        break
+                    losses = objective.step(optimizer, x, run.preset.clamp)
+                    iteration += 1
+                    clock.advance(level)
+                    if on_progress is not None:
+                        preview = partial(self._preview, x.detach(), colour_source, run)
+                        on_progress(Progress(iteration, clock.iterations, clock.elapsed, clock.fraction,
+                                             clock.remaining, losses, preview))
+                del optimizer, objective
         assert x is not None
         return to_pil(denormalize(x))
 

@@ -1,0 +1,102 @@
+"""Where a full-size run's memory goes: peak RSS per phase of the finest scale, on a real photo.
+
+    python benchmarks/bench_memory.py PHOTO [PAINTING] [--megapixels N] [--iterations 2]
+
+Builds the finest scale of `resolution: full` as the engine does (content targets, the
+painting's Grams, the anchor, the start upsampled from the photo at the scale below) and runs a
+few of its iterations, printing after each phase the peak resident memory since the last phase
+and what is resident now (Linux: it resets the peak through /proc/self/clear_refs). Phases: the
+target, the content features, the style targets, the start, then per iteration the main
+evaluation's block passes, the anchor's, and the step (total variation, optimizer, clip).
+"""
+import argparse
+import os
+import sys
+import time
+
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from benchmarks.bench_resolution import STYLES, load_photo  # noqa: E402
+from nst_server import objective  # noqa: E402
+from nst_server.device import freed_buffers_returned  # noqa: E402
+from nst_server.engine import Stylizer, make_optimizer, weights_of  # noqa: E402
+from nst_server.images import image_digest  # noqa: E402
+from nst_server.plans import Level, plan  # noqa: E402
+from nst_server.presets import Run, resolve  # noqa: E402
+
+
+class Phases:
+    """Peak and current RSS between calls to `mark`."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        status = open("/proc/self/status").read()
+
+        def gib(key: str) -> float:
+            return int(status.split(key + ":")[1].split()[0]) / 2**20
+        print(f"{name:34s} peak {gib('VmHWM'):5.2f} GiB  now {gib('VmRSS'):5.2f} GiB  "
+              f"({time.perf_counter() - self.start:.0f} s)", flush=True)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak
+        self.start = time.perf_counter()
+
+    def around(self, owner: type, method: str, name: str) -> None:
+        """Mark a phase each time owner.method returns."""
+        inner = getattr(owner, method)
+
+        def marked(*args, **kwargs):
+            result = inner(*args, **kwargs)
+            self.mark(name)
+            return result
+        setattr(owner, method, marked)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("photo")
+    parser.add_argument("painting", nargs="?", default=os.path.join(STYLES, "wave.jpg"))
+    parser.add_argument("--megapixels", type=float)
+    parser.add_argument("--iterations", type=int, default=2)
+    args = parser.parse_args()
+    photo = load_photo(args.photo, args.megapixels)
+    painting = Image.open(args.painting).convert("RGB")
+    phases = Phases()
+    stylizer = Stylizer()
+    run = resolve({"resolution": "full"}, stylizer.profile.working_size)
+    level = plan(run, photo.size, stylizer.profile)[-1]
+    assert level.anchor is not None, "the photo is no larger than the working size"
+    print(f"finest scale {level.size}, {len(level.blocks)} blocks; anchor {level.anchor}")
+    phases.mark("model loaded")
+    with freed_buffers_returned(len(level.blocks) > 1):  # as the engine runs the level
+        finest_scale(stylizer, run, level, photo, painting, phases, args.iterations)
+
+
+def finest_scale(stylizer: Stylizer, run: Run, level: Level, photo: Image.Image,
+                 painting: Image.Image, phases: Phases, iterations: int) -> None:
+    vgg = stylizer._model(stylizer.profile.dtype)
+    styles = [(painting, image_digest(painting), 1.0)]
+    target = stylizer._model_input(photo, level.size)
+    phases.mark("content image")
+    features = stylizer._content_features(target, run, vgg, level)
+    phases.mark("content features")
+    grams = stylizer._style_targets(styles, level.size, run, vgg)
+    anchor = stylizer._anchor(styles, level, run, vgg)
+    phases.mark("style targets and anchor")
+    loss = objective.Objective(vgg, weights_of(run), features, grams, list(level.blocks), anchor)
+    assert level.anchor is not None
+    x = stylizer._initial(target, stylizer._model_input(photo, level.anchor), run, None)
+    del target
+    phases.mark("start")
+    optimizer = make_optimizer(run.preset, x, stylizer.profile.optimizer_bytes, detail=True)
+    phases.around(objective.Objective, "_two_passes", "  block passes (main, then anchor)")
+    phases.around(objective.Anchor, "evaluate", "  anchor's gradient added")
+    for i in range(iterations):
+        loss.step(optimizer, x, run.preset.clamp)
+        phases.mark(f"iteration {i + 1}: step (TV, Adam, clip)")
+
+
+if __name__ == "__main__":
+    main()
