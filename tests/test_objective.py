@@ -140,8 +140,10 @@ def test_block_size_comes_from_the_free_memory():
 FREED_BUFFERS = """
 import contextlib, sys, psutil, torch
 from nst_server.device import freed_buffers_returned
-policy = freed_buffers_returned(sys.argv[1] != "default")
-with policy if sys.argv[1] == "in blocks" else contextlib.nullcontext():
+if sys.argv[1] == "after":
+    with freed_buffers_returned():
+        pass
+with freed_buffers_returned() if sys.argv[1] == "in blocks" else contextlib.nullcontext():
     torch.ones(24 << 20, dtype=torch.uint8)  # freed at once: glibc by default then keeps <= 24 MB
     buffers, between = [], []
     for _ in range(48):  # 8-MiB activations, each followed by something that stays
