@@ -114,7 +114,7 @@ def one_run(args) -> None:
         "wall_s": round(wall, 1), "paper_iterations": round(wall / paper_iteration),
         "levels": [[*lv.size, lv.iterations, len(lv.blocks)] for lv in levels],
         "level_s": [round(b - a, 1) for a, b in zip([0.0, *marks], marks)],
-        "peak_rss_gb": round(peak_rss, 2), "peak_gpu_gb": peak_gpu and round(peak_gpu, 2),
+        "peak_rss_gib": round(peak_rss, 2), "peak_gpu_gib": peak_gpu and round(peak_gpu, 2),
         "detail": round(rms(detail(result)) / rms(detail(photo)), 3),
         "seam": round(seam_score(detail(result), levels[-1].blocks), 3)
         if levels[-1].size == photo.size else None,
