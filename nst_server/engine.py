@@ -37,6 +37,7 @@ from .vgg import CAFFE_UNITS, VGG19Features, denormalize, load_vgg19, normalize
 STYLE_CACHE_ENTRIES = 16  # each holds five ByLayer, at most ~2.7 MB
 PREVIEW_SIDE = MAX_PREVIEW_SIDE  # previews are for a screen, whatever the image's size
 Blend = list[tuple[Image.Image, float]]  # paintings (RGB) and their shares, summing to 1
+KeyedStyles = list[tuple[Image.Image, str, float]]  # paintings, their cache keys, their shares
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,16 @@ class Progress:
     losses: dict[str, float]            # "content", "style", "tv", "total" (weighted sum)
     preview: Callable[[], Image.Image]  # the current result, bounded to PREVIEW_SIDE, as PIL RGB;
     #                                     call it during the callback: the image moves on after
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every level of one stylization shares."""
+    vgg: VGG19Features         # in the run's dtype and layout
+    content: Image.Image       # what the content loss sees: luminance only with preserve_colors
+    styles: KeyedStyles
+    run: Run
+    start: Image.Image | None  # the palette start, where the preset asks for it
 
 
 class Stylizer:
@@ -128,42 +139,51 @@ class Stylizer:
                   should_finish: Callable[[], bool]) -> Image.Image:
         """Coarse to fine over the run's plan, from `start` (or the run's init) towards `content`'s
         features; return the finest level's result (or, once should_finish(), the current one)."""
-        vgg = self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype)
-        colour_source = content
-        if run.preserve_colors:
-            content = luminance_rgb(content)
-        levels = plan(run, content.size, self.profile)
+        job = Job(self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype),
+                  luminance_rgb(content) if run.preserve_colors else content,
+                  [(image, image_digest(image), share) for image, share in styles], run, start)
+        levels = plan(run, job.content.size, self.profile)
         clock = WorkClock(levels)
-        keyed = [(image, image_digest(image), share) for image, share in styles]
-        iteration, x = 0, None
+
+        def report(x: torch.Tensor, losses: dict[str, float]) -> None:
+            if on_progress is not None:
+                preview = partial(self._preview, x.detach(), content, run)
+                on_progress(Progress(clock.iteration, clock.iterations, clock.elapsed, clock.fraction,
+                                     clock.remaining, losses, preview))
+
+        x = None
         for level in levels:
             if x is not None and should_finish():
                 break
             with freed_buffers_returned(len(level.blocks) > 1):  # memory-bound
-                target = self._model_input(content, level.size)
-                objective = Objective(vgg, weights_of(run),
-                                      self._content_features(target, run, vgg, level),
-                                      self._style_targets(keyed, level.size, run, vgg),
-                                      list(level.blocks), self._anchor(keyed, level, run, vgg))
-                x = self._initial(target, x, run, start)
-                del target
-                optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes,
-                                           detail=level.anchor is not None)
-                for _ in range(level.iterations):
-                    if should_stop is not None and should_stop():
-                        raise Stopped("stopped on request")
-                    if should_finish():
-                        break
-                    losses = objective.step(optimizer, x, run.preset.clamp)
-                    iteration += 1
-                    clock.advance(level)
-                    if on_progress is not None:
-                        preview = partial(self._preview, x.detach(), colour_source, run)
-                        on_progress(Progress(iteration, clock.iterations, clock.elapsed, clock.fraction,
-                                             clock.remaining, losses, preview))
-                del optimizer, objective
+                x = self._paint_level(job, level, x, clock, report, should_stop, should_finish)
         assert x is not None
         return to_pil(denormalize(x))
+
+    def _paint_level(self, job: Job, level: Level, previous: torch.Tensor | None, clock: "WorkClock",
+                     report: Callable[[torch.Tensor, dict[str, float]], None],
+                     should_stop: Callable[[], bool] | None,
+                     should_finish: Callable[[], bool]) -> torch.Tensor:
+        """One level of the plan: its objective, its start (the level below's result upsampled,
+        or the run's init) and its iterations; return the image it ends at."""
+        run, vgg = job.run, job.vgg
+        target = self._model_input(job.content, level.size)
+        objective = Objective(vgg, weights_of(run), self._content_features(target, run, vgg, level),
+                              self._style_targets(job.styles, level.size, run, vgg),
+                              list(level.blocks), self._anchor(job.styles, level, run, vgg))
+        x = self._initial(target, previous, run, job.start)
+        del target
+        optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes,
+                                   detail=level.anchor is not None)
+        for _ in range(level.iterations):
+            if should_stop is not None and should_stop():
+                raise Stopped("stopped on request")
+            if should_finish():
+                break
+            losses = objective.step(optimizer, x, run.preset.clamp)
+            clock.advance(level)
+            report(x, losses)
+        return x
 
     @staticmethod
     def _preview(x: torch.Tensor, content: Image.Image, run: Run) -> Image.Image:
@@ -203,7 +223,7 @@ class Stylizer:
             x = target.clone()
         return x.requires_grad_(True)
 
-    def _anchor(self, styles: list[tuple[Image.Image, str, float]], level: Level, run: Run,
+    def _anchor(self, styles: KeyedStyles, level: Level, run: Run,
                 vgg: VGG19Features) -> Anchor | None:
         """The style-only objective at the scale below a detail scale (objective.Anchor)."""
         if level.anchor is None:
@@ -212,7 +232,7 @@ class Stylizer:
         return Anchor(Objective(vgg, weights, {}, self._style_targets(styles, level.anchor, run, vgg),
                                 list(level.anchor_blocks)), level.anchor)
 
-    def _style_targets(self, styles: list[tuple[Image.Image, str, float]], size: tuple[int, int],
+    def _style_targets(self, styles: KeyedStyles, size: tuple[int, int],
                        run: Run, vgg: VGG19Features) -> ByLayer:
         """The Grams to match: one painting's, or the paintings' mixed by their shares (the
         weighted sum of Gram losses is, up to a constant, the loss against the weighted Grams)."""
@@ -313,10 +333,12 @@ class WorkClock:
     def __init__(self, levels: list[Level]):
         self.total = sum(level.work for level in levels)
         self.iterations = sum(level.iterations for level in levels)
+        self.iteration = 0  # done so far
         self.done = 0.0
         self.start = time.perf_counter()
 
     def advance(self, level: Level) -> None:
+        self.iteration += 1
         self.done += level.work / level.iterations
 
     @property
