@@ -67,6 +67,11 @@ class Timeline:
     def at(self, iteration):
         return next(p for p in self.points if p[0] >= iteration)
 
+    def sampled(self, count=6):
+        """`count` of the run's points, evenly spaced over its evaluations, the last included."""
+        last = len(self.points) - 1
+        return [self.points[round(i * last / (count - 1))] for i in range(count)]
+
     def time_to_reach(self, content_loss, style_loss):
         """First time both losses are no worse than the given ones (None: never)."""
         return next((t for _, t, c, s in self.points if c <= content_loss and s <= style_loss), None)
@@ -76,6 +81,11 @@ def run(stylizer, evaluator, content, style, settings, every, recipe=None):
     line = Timeline(evaluator, content, style, every)
     result = stylizer.stylize(content, style, settings, on_progress=line, recipe=recipe)
     return result, line
+
+
+def print_over_time(name, line):
+    print(f"    {name} over time (iteration, s, content, style): "
+          + ", ".join(f"{i} {t:.1f} s {c:.3g} {s:.3g}" for i, t, c, s in line.sampled()))
 
 
 def ratio(numerator, denominator):
@@ -92,6 +102,7 @@ def bench_pair(stylizer, evaluator, content, style, args):
     for n, (_, t, c, s) in marks.items():
         print(f"  classic @{n:<5} {t:7.1f} s  content {c:.4g}  style {s:.4g}")
     print(f"  classic palette distance {palette_distance(classic, style):.2f}")
+    print_over_time("classic", classic_line)
     figures, pictures = {}, {"classic": classic}
     for name in args.recipes:
         # a recipe with a size of its own (paper: 256 px, as published) runs at it
@@ -107,6 +118,7 @@ def bench_pair(stylizer, evaluator, content, style, args):
               + "  ".join(f"reaches classic@{n} in " + (f"{reach[n]:.1f} s ({reach[n] / marks[n][1]:.2f}"
                                                        f" of its time)" if reach[n] else "never")
                           for n in budgets))
+        print_over_time(name, line)
     figures["classic"] = {"marks": marks, "palette": palette_distance(classic, style)}
     return figures, pictures
 
