@@ -178,7 +178,8 @@ def main():
     stylizer = Stylizer()
     evaluator = Evaluator(stylizer)
     styles = load_styles(args.styles)
-    print(f"device {stylizer.device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+    print(f"device {stylizer.device} ({stylizer.profile.dtype} convolutions; classic and paper float32), "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"{args.size} px, paintings from {args.styles or 'the samples'}\n")
     rows, sheet_rows = [], []
     for index in range(args.pairs):

@@ -2,8 +2,8 @@
 
 The optimization code is the same on every device; only these settings differ:
 - dtype of the convolutions: bfloat16 where it runs natively and pays (CUDA Ampere+; on a CPU with
-  AVX512-BF16/AMX only if it measures clearly faster than float32 with the installed torch),
-  float32 elsewhere. Not float16: with the Caffe weights' 0-255 input, VGG19's
+  AVX512-BF16/AMX only if it measures clearly faster than float32 with the installed torch,
+  measured once and remembered), float32 elsewhere. Not float16: with the Caffe weights' 0-255 input, VGG19's
   pre-ReLU activations reach ~2.4e4 on ordinary photos (measured), too close to float16's 65504
   for an optimizer that pushes contrast. Grams and losses always stay float32.
 - channels-last memory layout where it speeds convolutions up.
@@ -19,20 +19,26 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import json
+import os
+import platform
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import torch
 
 from .errors import InputError
+from .user_dirs import cache_dir
 
 CPU_WORKING_SIZE = 512
 GPU_WORKING_SIZE = 1024
 DETAIL_SIDE_CPU = 1024
 BF16_MARGIN = 1.3  # bf16 must be this much faster to be chosen: its results differ a little
+CPU_DTYPE_FILE = "cpu-dtype.json"  # in user_dirs.cache_dir(): the measured verdict, per CPU and torch
 # Peak bytes per input pixel of a VGG19 forward + backward to relu5_1, measured (benchmarks/
 # bench_resolution.py): float32 on a CPU, bfloat16 activations on a GPU.
 BLOCK_BYTES_PER_PIXEL = {torch.float32: 3000, torch.bfloat16: 1800}
@@ -114,12 +120,53 @@ def profile_for(device):
 @functools.cache
 def cpu_bf16_pays() -> bool:
     """Whether bfloat16 convolutions run clearly faster than float32 on this CPU with the torch
-    installed: measured once per process (~0.7 s here), not assumed. On this project's AVX512-BF16
-    machine, VGG19 forward + backward ran 2.3x faster in bf16 with torch 2.14.1, and 3.4x slower
-    with torch 2.15.0."""
+    installed: measured (~0.7 s), not assumed — on this project's AVX512-BF16 machines VGG19
+    forward + backward ran 2.3x faster in bf16 with torch 2.14.1 on one, 3.4x slower with torch
+    2.15.0 on another, and 1.0x on a third — then remembered in CPU_DTYPE_FILE for this CPU and
+    torch. Measured afresh in every process, a close call flipped with the load of the moment,
+    and the same seed gave two results (bf16 and float32 differ a little). Delete the file to
+    measure again."""
     if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
         return False
-    return _block_seconds(torch.bfloat16) * BF16_MARGIN < _block_seconds(torch.float32)
+    path, key = cache_dir() / CPU_DTYPE_FILE, _cpu_key()
+    try:
+        remembered = json.loads(path.read_text())
+        if remembered["key"] == key:
+            return remembered["dtype"] == "bfloat16"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: measure
+    bf16, fp32 = _block_seconds(torch.bfloat16), _block_seconds(torch.float32)
+    pays = bf16 * BF16_MARGIN < fp32
+    _remember(path, {"key": key, "dtype": "bfloat16" if pays else "float32",
+                     "bfloat16_s": bf16, "float32_s": fp32})
+    return pays
+
+
+def _cpu_key() -> str:
+    """What the verdict depends on: the processor and the torch build."""
+    return " | ".join((platform.machine(), _cpu_model(), torch.backends.cpu.get_cpu_capability(),
+                       torch.__version__))
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+                        platform.processor())
+    except OSError:
+        return platform.processor()
+
+
+def _remember(path: Path, verdict: dict[str, object]) -> None:
+    """Write `verdict` whole or not at all (another process may read it at the same time); a
+    folder that cannot be written costs only the next process's measurement."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(verdict))
+        os.replace(temporary, path)
+    except OSError:
+        pass
 
 
 def _block_seconds(dtype: torch.dtype) -> float:

@@ -24,6 +24,13 @@ def data_dir() -> Path:
     return _platform_dir("XDG_DATA_HOME", ".local/share")
 
 
+def cache_dir() -> Path:
+    """What the server measured once and remembers (e.g. the CPU's convolution dtype)."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / APP
+    return _platform_dir("XDG_CACHE_HOME", ".cache")
+
+
 def state_dir() -> Path:
     """The background server's pid and log files: $NST_STATE_DIR, else the platform's."""
     if os.environ.get(STATE_ENV):

@@ -1,4 +1,8 @@
 """The preset table and the device profile, judged by what they do."""
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -7,12 +11,13 @@ import torch
 from PIL import Image
 
 from neural_style import nst_settings
-from nst_server.device import select_device
+from nst_server.device import CPU_DTYPE_FILE, select_device
 from nst_server.engine import Stylizer
 from nst_server.errors import InputError
 from nst_server.images import to_tensor
 from nst_server.presets import PRESETS
 from nst_server.samples import painting, photo
+from nst_server.user_dirs import APP
 from nst_server.vgg import denormalize, normalize
 
 STEPS = 12
@@ -109,6 +114,35 @@ def float32_twin():
     twin = Stylizer()
     twin.profile = replace(twin.profile, dtype=torch.float32)
     return twin
+
+
+def cpu_dtype_in_a_new_process(cache):
+    """The CPU dtype a fresh server process picks, with `cache` as its cache folder."""
+    done = subprocess.run([sys.executable, "-c", "from nst_server.device import cpu_bf16_pays; "
+                           "print(cpu_bf16_pays())"], env={**os.environ, "XDG_CACHE_HOME": str(cache)},
+                          capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.strip() == "True"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_CACHE_HOME names the cache folder on Linux")
+def test_the_cpu_dtype_is_measured_once_and_remembered(tmp_path):
+    """Measured afresh in each process, a close call flipped with the load of the moment and the
+    same seed gave two results; every process after the first now takes the remembered verdict."""
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no native bf16: float32, nothing to measure")
+    verdict_file = tmp_path / APP / CPU_DTYPE_FILE
+    measured = cpu_dtype_in_a_new_process(tmp_path)
+    verdict = json.loads(verdict_file.read_text())
+    assert verdict["dtype"] == ("bfloat16" if measured else "float32")
+    assert verdict["bfloat16_s"] > 0 and verdict["float32_s"] > 0
+    # the opposite verdict, written for this CPU and torch, is what the next process takes
+    verdict_file.write_text(json.dumps({**verdict, "dtype": "float32" if measured else "bfloat16"}))
+    assert cpu_dtype_in_a_new_process(tmp_path) is not measured
+    # another torch's (or CPU's) verdict, or a damaged file, is measured again and replaced
+    for stale in (json.dumps({**verdict, "key": "another torch"}), "{not json"):
+        verdict_file.write_text(stale)
+        cpu_dtype_in_a_new_process(tmp_path)
+        assert json.loads(verdict_file.read_text())["key"] == verdict["key"]
 
 
 def test_device_selection_here():
