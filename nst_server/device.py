@@ -122,10 +122,10 @@ def cpu_bf16_pays() -> bool:
     """Whether bfloat16 convolutions run clearly faster than float32 on this CPU with the torch
     installed: measured (~0.7 s), not assumed — on this project's AVX512-BF16 machines VGG19
     forward + backward ran 2.3x faster in bf16 with torch 2.14.1 on one, 3.4x slower with torch
-    2.15.0 on another, and 1.0x on a third — then remembered in CPU_DTYPE_FILE for this CPU and
-    torch. Measured afresh in every process, a close call flipped with the load of the moment,
-    and the same seed gave two results (bf16 and float32 differ a little). Delete the file to
-    measure again."""
+    2.15.0 on another, and 1.5x faster (idle) with 2.14.1 on a third — then remembered in
+    CPU_DTYPE_FILE for this CPU and torch. Measured afresh in every process, a close call
+    flipped with the load of the moment, and the same seed gave two results (bf16 and float32
+    differ a little). Delete the file to measure again."""
     if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
         return False
     path, key = cache_dir() / CPU_DTYPE_FILE, _cpu_key()
