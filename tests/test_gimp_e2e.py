@@ -284,8 +284,10 @@ def gui_run(session, files, settings, **job):
 def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(session, files):
     """The dialog (main knobs, an Advanced expander, no duplicate mnemonic), then the plug-in's
     progress window and the preview layer above the source, refreshed while the server works;
-    at the end the preview is gone and the result is one layer that one Ctrl+Z removes."""
-    thread, outcome = gui_run(session, files, dict(FAST, preset="balanced", size=192), pause=True)
+    at the end the preview is gone and the result is one layer that one Ctrl+Z removes. A long
+    run, kept once the canvas has refreshed: how many previews a run shows hangs on the CPU."""
+    thread, outcome = gui_run(session, files, dict(FAST, preset="best", size=256), pause=True)
+    press_in_painting_window(session, "Keep current", previews=2)
     wait_until(lambda: session.out and (session.out / "ran").exists(), 120, "the run")
     session.gui.do(UNDO_FROM_THE_MENU)
     (session.out / "continue").touch()
@@ -295,7 +297,8 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     previews = plugin_log(session, "preview")
     assert len(previews) >= 2, previews
     assert all(p["layers"] == ["Neural Style (preview)", "in.png"] for p in previews), previews
-    assert [layer["name"] for layer in report["layers"]] == ["in.png"]  # one undo: all gone
+    assert plugin_log(session, "result") == [{"early": True}]  # a result layer was made...
+    assert [layer["name"] for layer in report["layers"]] == ["in.png"]  # ...and one undo: all gone
     dialog = plugin_log(session, "dialog")[0]
     assert dialog["expanders"] == ["_Advanced"] and dialog["images_only"], dialog
     assert {"St_yle image", "_Brush size", "Working si_ze"} <= set(dialog["labels"])
@@ -305,10 +308,11 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     assert "Neural Style: painting" in windows and not any("Message" in w for w in windows), windows
 
 
-def press_in_painting_window(session, button):
+def press_in_painting_window(session, button, previews=1):
     """Click "Keep current" or "Cancel" in the plug-in's progress window (at 0,0: no window
-    manager), once it shows a preview on the canvas."""
-    wait_until(lambda: plugin_log(session, "preview"), 120, "a preview on the canvas")
+    manager), once it has shown `previews` previews on the canvas."""
+    wait_until(lambda: len(plugin_log(session, "preview")) >= previews, 120,
+               f"{previews} preview(s) on the canvas")
     offset = {"Cancel": 54, "Keep current": 160}[button]  # from the right edge, as laid out
     session.gui.do(f"w=$(xdotool search --onlyvisible --name '{PAINTING_WINDOW}' | head -1)\n"
                    "eval \"$(xdotool getwindowgeometry --shell $w)\"\n"

@@ -2,6 +2,7 @@
 server process: someone else's job cancelled, results starved by a flood, a huge multi-frame
 message, one client taking the whole queue or a ruinous job, a decoder outside the allow-list."""
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -176,15 +177,20 @@ def test_one_connection_cannot_take_the_whole_queue(server, style_png):
 
 
 def test_a_ruinous_job_is_refused_with_its_cost(server, style_png):
-    """Size 4096 x 10,000 iterations on a 1200x900 layer (the working size never exceeds the
-    layer): refused at once with what it would cost and what to change."""
-    big = layer(size=(1200, 900), alpha=False)
+    """Size 4096 x 10,000 iterations on a 1600x1200 layer (the working size never exceeds the
+    layer): refused at once with what it would cost and what to change. Its plan, 3,000
+    iterations at 800x600 and 7,000 at 1600x1200, is at least 1.49e10 pixel-iterations, more
+    where the server's memory splits it into blocks with halos: over the limit on any machine."""
+    big = layer(size=(1600, 1200), alpha=False)
     with pytest.raises(ServerError) as raised:
-        server.client().stylize(big.tobytes(), 1200, 900, 3, style_png,
-                                {"size": 4096, "iterations": 10000})
+        server.client().stylize(big.tobytes(), 1600, 1200, 3, style_png,
+                                {"size": 4096, "iterations": 10000},
+                                should_cancel=lambda: True)  # accepted: cancelled, not run for days
     assert raised.value.code == protocol.TOO_COSTLY
-    # its plan: 3,000 iterations at 600x450 and 7,000 at 1200x900
-    assert "1.5e+10 pixel-iterations (2 scales up to 1200x900 px)" in raised.value.message
+    stated = re.search(r"would take (\S+) pixel-iterations \(2 scales up to 1600x1200 px\)",
+                       raised.value.message)
+    assert stated and float(stated[1]) >= 800 * 600 * 3000 + 1600 * 1200 * 7000, raised.value.message
+    assert f"limit of {protocol.DEFAULT_MAX_COST:.3g}" in raised.value.message
     assert "smaller working size, fewer iterations" in raised.value.message
     info = server.client().info()
     assert info["limits"]["max_cost"] == protocol.DEFAULT_MAX_COST and not info["busy"]
