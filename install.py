@@ -3,7 +3,7 @@
 
     python3 install.py              # server virtualenv + GIMP plug-in + an offline demo run
     python3 install.py --check      # diagnose an installation, one line per check
-    python3 install.py --uninstall  # remove exactly what was installed
+    python3 install.py --uninstall  # stop the server; remove what was installed, its log and cache
 
 What it does (idempotent; --dry-run prints it without doing it):
   1. a virtualenv with the server package (nst-server, nst-stylize); --venv PATH chooses it, or
@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent
 sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin")]
 from neural_style.nst_protocol import DEFAULT_ENDPOINT  # noqa: E402  (both: standard library only)
-from nst_server.user_dirs import data_dir, state_dir  # noqa: E402
+from nst_server.user_dirs import STATE_ENV, cache_dir, data_dir, state_dir  # noqa: E402
 
 PLUGIN_SOURCE = REPO / "gimp_plugin" / "neural_style"
 PLUGIN_NAME = "neural_style"
@@ -369,11 +369,39 @@ def uninstall(args):
             remove([Path(folder)], args.dry_run)
     if installed.get("autostart"):
         disable_autostart(installed["autostart"], args.dry_run)
+    stop_server(installed["venv"], args.dry_run)
     if installed["created_venv"]:
         remove([Path(installed["venv"])], args.dry_run)
+    remove(server_folders(), args.dry_run)
     if not args.dry_run:
         MANIFEST.unlink()
     return 0
+
+
+def stop_server(venv, dry_run):
+    """Stop the background server the plug-in started, before its files go (else it runs on,
+    holding its port, with no program left to stop it)."""
+    server = venv_bin(venv, "nst-server")
+    if not server.exists():
+        return
+    if dry_run:
+        print("would: stop the background server, if running")
+        return
+    try:
+        done = subprocess.run([str(server), "stop"], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"could not stop the background server ({exc}): stop it yourself if it runs")
+        return
+    if "stopped" in done.stdout:
+        print(done.stdout.strip())
+
+
+def server_folders():
+    """What the server wrote for itself: its cache (what it measured once) and its log and pid
+    files, in folders named after this product; a folder set with $NST_STATE_DIR is the user's
+    and stays."""
+    return [cache_dir()] + ([] if os.environ.get(STATE_ENV) else [state_dir()])
 
 
 def remove(paths, dry_run):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import free_endpoint
@@ -15,9 +16,17 @@ from conftest import free_endpoint
 REPO = Path(__file__).resolve().parents[1]
 
 
-def install_py(tmp_path, *args):
-    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    env.pop("GIMP3_DIRECTORY", None)
+def user_env(tmp_path):
+    """A user's per-user folders under tmp_path (what install.py writes, and the server's own)."""
+    env = dict(os.environ, **{f"XDG_{kind.upper()}_HOME": str(tmp_path / kind)
+                              for kind in ("data", "config", "state", "cache")})
+    for variable in ("GIMP3_DIRECTORY", "NST_STATE_DIR"):
+        env.pop(variable, None)
+    return env
+
+
+def install_py(tmp_path, *args, **extra_env):
+    env = dict(user_env(tmp_path), **extra_env)
     done = subprocess.run([sys.executable, str(REPO / "install.py"), *args], capture_output=True,
                           text=True, env=env, timeout=300)
     return done.returncode, done.stdout + done.stderr
@@ -74,6 +83,35 @@ def test_install_is_idempotent_and_uninstall_removes_exactly_it(tmp_path, plugin
     assert not plugin.exists() and keep.exists() and Path(sys.prefix).exists()
     code, out = install_py(tmp_path, "--uninstall")
     assert "nothing to uninstall" in out
+
+
+def test_uninstall_stops_the_background_server_and_removes_its_log_and_cache(tmp_path, plugins):
+    """The plug-in starts the server in the background (pid file and log in the state folder,
+    the CPU's measured dtype in the cache folder): --dry-run only says what it would do;
+    --uninstall stops the server first, then removes both folders (not a state folder the user
+    set with NST_STATE_DIR)."""
+    assert install_py(tmp_path, *common(plugins))[0] == 0
+    env = user_env(tmp_path)
+    server = str(Path(sys.prefix) / "bin" / "nst-server")
+    started = subprocess.run([server, "start", "--endpoint", free_endpoint()], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout.split("(pid ")[1].split(")")[0])
+    folders = [tmp_path / kind / "neural-style-gimp" for kind in ("state", "cache")]
+    assert (folders[0] / "nst-server.pid").exists() and (folders[1] / "cpu-dtype.json").exists()
+
+    code, out = install_py(tmp_path, "--uninstall", "--dry-run")
+    assert code == 0 and "would: stop the background server" in out
+    assert all(f"would: remove {f}" in out for f in folders), out
+    assert psutil.pid_exists(pid) and all(f.exists() for f in folders)
+    mine = tmp_path / "my-own-folder"  # a state folder the user chose is theirs: it stays
+    mine.mkdir()
+    code, out = install_py(tmp_path, "--uninstall", "--dry-run", NST_STATE_DIR=str(mine))
+    assert f"remove {mine}" not in out and f"would: remove {folders[1]}" in out, out
+    code, out = install_py(tmp_path, "--uninstall")
+    assert code == 0 and f"nst-server stopped (pid {pid})" in out, out
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not any(f.exists() for f in folders) and Path(sys.prefix).exists()
 
 
 def test_the_users_files_and_settings_survive_reinstall_and_uninstall(tmp_path, plugins):
