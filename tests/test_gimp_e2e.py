@@ -26,6 +26,7 @@ from conftest import free_endpoint  # noqa: E402
 from nst_server.samples import painting, photo  # noqa: E402
 
 FAST = {"preset": "fast", "custom-size": True, "size": 64}
+LONG_RUN = dict(FAST, preset="best", size=256)  # on large.png: long enough to act on mid-run
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
@@ -53,6 +54,8 @@ def files(tmp_path_factory):
     painting("swirls", 128).save(folder / "starry_night.png")
     painting("embers", 128).save(folder / "embers.png")
     photo("astronaut").resize((96, 80), Image.LANCZOS).save(folder / "photo.png")
+    # LONG_RUN on this lasts seconds even in bf16 (on photo.png it can end before a second preview)
+    photo("astronaut").resize((400, 330), Image.LANCZOS).save(folder / "large.png")
     rgba = photo("coffee").resize((96, 64), Image.LANCZOS).convert("RGBA")
     alpha = np.full((64, 96), 255, np.uint8)
     alpha[:, :30] = 0                      # a fully transparent band
@@ -164,9 +167,9 @@ def test_cancelling_in_gimp_drops_the_job_and_leaves_the_image_untouched(session
     """GIMP's progress Cancel ends the plug-in process (SIGKILL); here the test does the same
     mid-job. The server must drop the job within its job timeout and the image keep one layer."""
     client, outcome = server.client(), {}
-    long_run = dict(FAST, preset="best", size=256, **{"style-file": str(files / "starry_night.png")})
+    long_run = dict(LONG_RUN, **{"style-file": str(files / "starry_night.png")})
     runner = threading.Thread(target=lambda: outcome.update(
-        report=run_filter(session, files / "photo.png", long_run)[0]))
+        report=run_filter(session, files / "large.png", long_run)[0]))
     runner.start()
     deadline = time.monotonic() + 60
     while not client.info()["busy"]:
@@ -274,10 +277,10 @@ def in_background(call):
 
 
 def gui_run(session, files, settings, **job):
-    """Start an interactive run on `photo.png` shown in the full GIMP; (thread, outcome)."""
+    """Start an interactive run on `large.png` shown in the full GIMP; (thread, outcome)."""
     args = dict(settings, **{"style-file": str(files / "starry_night.png")})
     session.plugin_log.unlink(missing_ok=True)
-    return in_background(lambda: run_filter(session, files / "photo.png", args,
+    return in_background(lambda: run_filter(session, files / "large.png", args,
                                             mode="INTERACTIVE", display=True, **job)[0])
 
 
@@ -285,8 +288,9 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     """The dialog (main knobs, an Advanced expander, no duplicate mnemonic), then the plug-in's
     progress window and the preview layer above the source, refreshed while the server works;
     at the end the preview is gone and the result is one layer that one Ctrl+Z removes. A long
-    run, kept once the canvas has refreshed: how many previews a run shows hangs on the CPU."""
-    thread, outcome = gui_run(session, files, dict(FAST, preset="best", size=256), pause=True)
+    run, kept once the canvas has refreshed twice (how many previews a whole run shows hangs on
+    the CPU's speed)."""
+    thread, outcome = gui_run(session, files, LONG_RUN, pause=True)
     press_in_painting_window(session, "Keep current", previews=2)
     wait_until(lambda: session.out and (session.out / "ran").exists(), 120, "the run")
     session.gui.do(UNDO_FROM_THE_MENU)
@@ -327,7 +331,7 @@ def test_the_painting_window_keeps_the_painting_so_far_or_cancels(
     """A long run, stopped from the progress window once the canvas shows a preview: "Keep
     current" ends the job early with its image as the new layer; "Cancel" leaves the image as
     it was."""
-    thread, outcome = gui_run(session, files, dict(FAST, preset="best", size=256))
+    thread, outcome = gui_run(session, files, LONG_RUN)
     press_in_painting_window(session, button)
     thread.join(120)
     report = outcome["value"]
