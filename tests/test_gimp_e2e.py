@@ -54,7 +54,7 @@ def files(tmp_path_factory):
     painting("swirls", 128).save(folder / "starry_night.png")
     painting("embers", 128).save(folder / "embers.png")
     photo("astronaut").resize((96, 80), Image.LANCZOS).save(folder / "photo.png")
-    # LONG_RUN on this lasts seconds even in bf16 (on photo.png it can end before a second preview)
+    # LONG_RUN on this lasts ~50 s on this CPU in bf16 (~16 s on photo.png): room to act mid-run
     photo("astronaut").resize((400, 330), Image.LANCZOS).save(folder / "large.png")
     rgba = photo("coffee").resize((96, 64), Image.LANCZOS).convert("RGBA")
     alpha = np.full((64, 96), 255, np.uint8)
@@ -262,10 +262,11 @@ def plugin_log(session, kind):
             if prefix in line]
 
 
-def wait_until(condition, timeout=60, what="the condition"):
+def wait_until(condition, timeout=60, what="the condition", context=lambda: ""):
+    """Poll `condition`; past `timeout` s, fail saying `what` and the `context()` of that moment."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}{context()}"
         time.sleep(0.2)
 
 
@@ -316,7 +317,8 @@ def press_in_painting_window(session, button, previews=1):
     """Click "Keep current" or "Cancel" in the plug-in's progress window (at 0,0: no window
     manager), once it has shown `previews` previews on the canvas."""
     wait_until(lambda: len(plugin_log(session, "preview")) >= previews, 120,
-               f"{previews} preview(s) on the canvas")
+               f"{previews} preview(s) on the canvas", lambda: "; the plug-in's log: " + (
+                   session.plugin_log.read_text()[-3000:] if session.plugin_log.exists() else "none"))
     offset = {"Cancel": 54, "Keep current": 160}[button]  # from the right edge, as laid out
     session.gui.do(f"w=$(xdotool search --onlyvisible --name '{PAINTING_WINDOW}' | head -1)\n"
                    "eval \"$(xdotool getwindowgeometry --shell $w)\"\n"

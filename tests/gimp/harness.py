@@ -22,6 +22,7 @@ VERSIONS = ("3.0", "3.2")
 ROOTS = {"3.0": ("NST_GIMP_ROOT", "/var/tmp/nst-gimp3-root"),
          "3.2": ("NST_GIMP32_ROOT", "/var/tmp/nst-gimp32-root")}
 REPO = Path(__file__).resolve().parents[2]
+PROCEDURE = "python-fu-neural-style"  # neural_style.PROCEDURE (that module needs GIMP's gi)
 
 
 def gimp_root(version):
@@ -353,6 +354,11 @@ def run_filter(session, image_path, args, binds=(), gui=False, **job):
     (work / "job.json").write_text(json.dumps(spec))
     code = f"JOB = {session.path_in_gimp(work / 'job.json')!r}\nOUT = {session.path_in_gimp(out)!r}\n" + BATCH
     session.out = out  # where a test acting during the run finds `ran` and leaves `continue`
+    if job.get("mode") == "INTERACTIVE":
+        # GIMP's dialog starts from the values of the profile's last run, not from `args`: forget
+        # them, so that each test's dialog shows the settings it passes
+        last = session.plugins.parent / "plug-in-settings" / f"GimpProcedureConfigRun-{PROCEDURE}.last"
+        last.unlink(missing_ok=True)
     shown = [spec["image"]] if job.get("display") else []  # GIMP opens it in its window
     done = session.run_batch(code, binds=binds, gui=gui or bool(shown) or job.get("mode") == "INTERACTIVE",
                              open_files=shown)
