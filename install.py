@@ -375,6 +375,8 @@ def uninstall(args):
     remove(server_folders(), args.dry_run)
     if not args.dry_run:
         MANIFEST.unlink()
+        if not any(MANIFEST.parent.iterdir()):  # the venv was elsewhere: nothing else of ours
+            MANIFEST.parent.rmdir()
     return 0
 
 

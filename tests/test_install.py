@@ -89,7 +89,7 @@ def test_uninstall_stops_the_background_server_and_removes_its_log_and_cache(tmp
     """The plug-in starts the server in the background (pid file and log in the state folder,
     the CPU's measured dtype in the cache folder): --dry-run only says what it would do;
     --uninstall stops the server first, then removes both folders (not a state folder the user
-    set with NST_STATE_DIR)."""
+    set with NST_STATE_DIR), and the installer's own folder once empty."""
     assert install_py(tmp_path, *common(plugins))[0] == 0
     env = user_env(tmp_path)
     server = str(Path(sys.prefix) / "bin" / "nst-server")
@@ -112,6 +112,7 @@ def test_uninstall_stops_the_background_server_and_removes_its_log_and_cache(tmp
     assert code == 0 and f"nst-server stopped (pid {pid})" in out, out
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not any(f.exists() for f in folders) and Path(sys.prefix).exists()
+    assert not (tmp_path / "data" / "neural-style-gimp").exists()  # the manifest's folder, emptied
 
 
 def test_the_users_files_and_settings_survive_reinstall_and_uninstall(tmp_path, plugins):
