@@ -277,22 +277,20 @@ def in_background(call):
     return thread, outcome
 
 
-def gui_run(session, files, settings, **job):
-    """Start an interactive run on `large.png` shown in the full GIMP; (thread, outcome)."""
+def gui_run(session, files, settings, photo_file="large.png", **job):
+    """Start an interactive run on `photo_file` shown in the full GIMP; (thread, outcome)."""
     args = dict(settings, **{"style-file": str(files / "starry_night.png")})
     session.plugin_log.unlink(missing_ok=True)
-    return in_background(lambda: run_filter(session, files / "large.png", args,
+    return in_background(lambda: run_filter(session, files / photo_file, args,
                                             mode="INTERACTIVE", display=True, **job)[0])
 
 
 def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(session, files):
     """The dialog (main knobs, an Advanced expander, no duplicate mnemonic), then the plug-in's
     progress window and the preview layer above the source, refreshed while the server works;
-    at the end the preview is gone and the result is one layer that one Ctrl+Z removes. A long
-    run, kept once the canvas has refreshed twice (how many previews a whole run shows hangs on
-    the CPU's speed)."""
-    thread, outcome = gui_run(session, files, LONG_RUN, pause=True)
-    press_in_painting_window(session, "Keep current", previews=2)
+    at the end the preview is gone and the result is one layer that one Ctrl+Z removes. The
+    run goes to its end (LONG_RUN on the small photo: ~16 s here, ~10 previews)."""
+    thread, outcome = gui_run(session, files, LONG_RUN, "photo.png", pause=True)
     wait_until(lambda: session.out and (session.out / "ran").exists(), 120, "the run")
     session.gui.do(UNDO_FROM_THE_MENU)
     (session.out / "continue").touch()
@@ -302,7 +300,7 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     previews = plugin_log(session, "preview")
     assert len(previews) >= 2, previews
     assert all(p["layers"] == ["Neural Style (preview)", "in.png"] for p in previews), previews
-    assert plugin_log(session, "result") == [{"early": True}]  # a result layer was made...
+    assert plugin_log(session, "result") == [{"early": False}]  # a result layer was made...
     assert [layer["name"] for layer in report["layers"]] == ["in.png"]  # ...and one undo: all gone
     dialog = plugin_log(session, "dialog")[0]
     assert dialog["expanders"] == ["_Advanced"] and dialog["images_only"], dialog
@@ -313,11 +311,11 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     assert "Neural Style: painting" in windows and not any("Message" in w for w in windows), windows
 
 
-def press_in_painting_window(session, button, previews=1):
+def press_in_painting_window(session, button):
     """Click "Keep current" or "Cancel" in the plug-in's progress window (at 0,0: no window
-    manager), once it has shown `previews` previews on the canvas."""
-    wait_until(lambda: len(plugin_log(session, "preview")) >= previews, 120,
-               f"{previews} preview(s) on the canvas", lambda: "; the plug-in's log: " + (
+    manager), once it shows a preview on the canvas."""
+    wait_until(lambda: plugin_log(session, "preview"), 120,
+               "a preview on the canvas", lambda: "; the plug-in's log: " + (
                    session.plugin_log.read_text()[-3000:] if session.plugin_log.exists() else "none"))
     offset = {"Cancel": 54, "Keep current": 160}[button]  # from the right edge, as laid out
     session.gui.do(f"w=$(xdotool search --onlyvisible --name '{PAINTING_WINDOW}' | head -1)\n"

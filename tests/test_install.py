@@ -96,10 +96,17 @@ def test_uninstall_stops_the_background_server_and_removes_its_log_and_cache(tmp
     started = subprocess.run([server, "start", "--endpoint", free_endpoint()], env=env,
                              capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stderr
-    pid = int(started.stdout.split("(pid ")[1].split(")")[0])
+    server_process = psutil.Process(int(started.stdout.split("(pid ")[1].split(")")[0]))
+    try:
+        uninstall_with_a_running_server(tmp_path, server_process.pid)
+    finally:  # whatever failed, no server outlives the test
+        if server_process.is_running():
+            server_process.kill()
+
+
+def uninstall_with_a_running_server(tmp_path, pid):
     folders = [tmp_path / kind / "neural-style-gimp" for kind in ("state", "cache")]
     assert (folders[0] / "nst-server.pid").exists() and (folders[1] / "cpu-dtype.json").exists()
-
     code, out = install_py(tmp_path, "--uninstall", "--dry-run")
     assert code == 0 and "would: stop the background server" in out
     assert all(f"would: remove {f}" in out for f in folders), out

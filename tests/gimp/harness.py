@@ -292,7 +292,7 @@ if job.get("offsets"):
 if job.get("select"):
     x, y, w, h = job["select"]
     image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
-proc = Gimp.get_pdb().lookup_procedure("python-fu-neural-style")
+proc = Gimp.get_pdb().lookup_procedure(PROCEDURE)
 
 
 def run(mode, args):
@@ -352,7 +352,8 @@ def run_filter(session, image_path, args, binds=(), gui=False, **job):
             args[name] = session.path_in_gimp(work / Path(args[name]).name)
     spec = dict(job, image=session.path_in_gimp(work / "in.png"), args=args)
     (work / "job.json").write_text(json.dumps(spec))
-    code = f"JOB = {session.path_in_gimp(work / 'job.json')!r}\nOUT = {session.path_in_gimp(out)!r}\n" + BATCH
+    code = (f"JOB = {session.path_in_gimp(work / 'job.json')!r}\nOUT = {session.path_in_gimp(out)!r}\n"
+            f"PROCEDURE = {PROCEDURE!r}\n" + BATCH)
     session.out = out  # where a test acting during the run finds `ran` and leaves `continue`
     if job.get("mode") == "INTERACTIVE":
         # GIMP's dialog starts from the values of the profile's last run, not from `args`: forget
