@@ -9,8 +9,9 @@ The optimization code is the same on every device; only these settings differ:
 - channels-last memory layout where it speeds convolutions up.
 - the default working size (longest side the coarse scales run at): 512 px on a CPU, 1024 px on
   a GPU; and how far `resolution: auto` goes above it (plans.py): to the layer's own size on a
-  GPU, to DETAIL_SIDE_CPU on a CPU (benchmarks/bench_resolution.py: one level above the
-  working size is what a 2-core CPU adds in a few minutes).
+  GPU, nowhere on a CPU: there a detail scale above the working size cost 2/3 of a default
+  run's time on a 1024-px photo and added colour grain finer than the painting's strokes
+  (benchmarks/bench_look.py: speckle 1.22 against 0.31 without it); `full` paints every pixel.
 - memory: the largest block the VGG processes at once (objective.py) and the optimizer's
   history, from the memory free on the device.
 """
@@ -36,7 +37,6 @@ from .user_dirs import cache_dir
 
 CPU_WORKING_SIZE = 512
 GPU_WORKING_SIZE = 1024
-DETAIL_SIDE_CPU = 1024
 BF16_MARGIN = 1.3  # bf16 must be this much faster to be chosen: its results differ a little
 CPU_DTYPE_FILE = "cpu-dtype.json"  # in user_dirs.cache_dir(): the measured verdict, per CPU and torch
 # Peak bytes per input pixel of a VGG19 forward + backward to relu5_1, measured (benchmarks/
@@ -114,7 +114,7 @@ def profile_for(device):
     dtype = torch.bfloat16 if cpu_bf16_pays() else torch.float32
     # Channels-last helps float32 convolutions on a CPU (~15 % here), not bfloat16 ones.
     return DeviceProfile(device, dtype, dtype == torch.float32, CPU_WORKING_SIZE,
-                         DETAIL_SIDE_CPU, *memory_plan(device, dtype))
+                         CPU_WORKING_SIZE, *memory_plan(device, dtype))
 
 
 @functools.cache

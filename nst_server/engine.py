@@ -29,9 +29,10 @@ from .device import freed_buffers_returned, profile_for, release_memory, select_
 from .errors import InputError, Stopped
 from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
                      match_luminance, match_palette, recolor, split_alpha, to_pil, to_tensor)
+from .neighbours import MATCH_BLEND, neighbour_targets
 from .objective import Anchor, ByLayer, Objective, Weights, features_by_block, grams_by_block, split
 from .plans import Level, plan
-from .presets import Preset, Run, resolve
+from .presets import CONTENT_LAYER, Preset, Run, resolve
 from .vgg import CAFFE_UNITS, VGG19Features, denormalize, load_vgg19, normalize
 
 STYLE_CACHE_ENTRIES = 16  # each holds five ByLayer, at most ~2.7 MB
@@ -122,6 +123,9 @@ class Stylizer:
         run = resolve(settings or {}, self.profile.working_size, recipe)
         content_rgb, alpha = split_alpha(as_pil(content))
         styles = blend(style, style_weights)
+        if run.preset.neighbours and len(styles) > 1:
+            raise InputError("the painterly quality paints with one painting: choose another "
+                             "quality to mix two")
         start = None
         if run.preserve_colors:
             styles = [(match_luminance(image, content_rgb), share) for image, share in styles]
@@ -168,10 +172,13 @@ class Stylizer:
         or the run's init) and its iterations; return the image it ends at."""
         run, vgg = job.run, job.vgg
         target = self._model_input(job.content, level.size)
-        objective = Objective(vgg, weights_of(run), self._content_features(target, run, vgg, level),
-                              self._style_targets(job.styles, level.size, run, vgg),
-                              list(level.blocks), self._anchor(job.styles, level, run, vgg))
         x = self._initial(target, previous, run, job.start)
+        if run.preset.neighbours:
+            objective = self._neighbour_objective(job, level, target, x.detach(), previous is None)
+        else:
+            objective = Objective(vgg, weights_of(run), self._content_features(target, run, vgg, level),
+                                  self._style_targets(job.styles, level.size, run, vgg),
+                                  list(level.blocks), self._anchor(job.styles, level, run, vgg))
         del target
         optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes,
                                    detail=level.anchor is not None)
@@ -184,6 +191,26 @@ class Stylizer:
             clock.advance(level)
             report(x, losses)
         return x
+
+    def _neighbour_objective(self, job: Job, level: Level, target: torch.Tensor, start: torch.Tensor,
+                             first: bool) -> Objective:
+        """`painterly`'s objective at one level (neighbours.py): the photo's own features at the
+        content layer, the painting's nearest features at the others, each layer's term weighed
+        by its target's magnitude; matched from the photo at the first level, then from the
+        painting so far blended with the photo (NNST's coarse-to-fine)."""
+        run, vgg, blocks = job.run, job.vgg, list(level.blocks)
+        painting, _, _ = job.styles[0]
+        size = style_size(painting.size, level.size, run)
+        seen = target if first else MATCH_BLEND * start + (1 - MATCH_BLEND) * target
+        layers = [n for n in run.preset.content_layers if n != CONTENT_LAYER]
+        targets, scales = neighbour_targets(vgg, seen, blocks, self._model_input(painting, size),
+                                            split(size[1], size[0], self.profile.block_pixels), layers)
+        content = features_by_block(vgg, target, [CONTENT_LAYER], blocks)
+        scales[CONTENT_LAYER] = 1.0 / float(torch.mean(content[CONTENT_LAYER].float() ** 2))
+        weights = replace(weights_of(run), content=1.0, style=0.0, style_layers={}, content_layers={
+            name: scales[name] * (run.content_weight if name == CONTENT_LAYER else run.style_weight)
+            for name in run.preset.content_layers})
+        return Objective(vgg, weights, {**targets, **content}, {}, blocks)
 
     @staticmethod
     def _preview(x: torch.Tensor, content: Image.Image, run: Run) -> Image.Image:

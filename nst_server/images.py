@@ -125,16 +125,19 @@ def recolor(image: Image.Image, content: Image.Image) -> Image.Image:
 
 
 def match_palette(content: Image.Image, paintings: Sequence[tuple[Image.Image, float]]) -> Image.Image:
-    """The content in the paintings' colours: each CIE Lab channel shifted and scaled to the
-    mean and spread of the paintings' pixels pooled by their shares (Reinhard et al. 2001's
-    colour transfer). Structure and shading stay the photo's: the start the palette presets
-    optimize from."""
-    photo = _lab_array(content)
+    """The content in the paintings' colours: each CIE Lab channel scaled to the spread of the
+    paintings' pixels pooled by their shares, and the colour channels (a, b) shifted to their mean
+    (Reinhard et al. 2001's colour transfer); lightness keeps the photo's mean, so the painting's
+    darks and lights come with the photo's key (shifted to the painting's mean, a night photo
+    came back a mid-grey day). Structure and shading stay the photo's: the start the palette
+    presets optimize from."""
+    photo = lab_array(content)
     stats = [(lab_pixels(image), share) for image, share in paintings]
     mean = sum(share * pixels.mean(0) for pixels, share in stats)
     spread = np.sqrt(sum(share * (pixels.var(0) + (pixels.mean(0) - mean) ** 2)
                          for pixels, share in stats))
     flat = photo.reshape(-1, 3)
+    mean[0] = flat[:, 0].mean()  # the photo's own key: a night scene stays one
     matched = (photo - flat.mean(0)) / (flat.std(0) + 1e-6) * spread + mean
     lab = np.empty(matched.shape, np.uint8)
     lab[..., 0] = matched[..., 0].clip(0, 255).round()
@@ -145,11 +148,11 @@ def match_palette(content: Image.Image, paintings: Sequence[tuple[Image.Image, f
 
 
 def lab_pixels(image: Image.Image) -> np.ndarray:
-    """An RGB image's pixels [n, 3] in CIE Lab (see _lab_array)."""
-    return _lab_array(image).reshape(-1, 3)
+    """An RGB image's pixels [n, 3] in CIE Lab (see lab_array)."""
+    return lab_array(image).reshape(-1, 3)
 
 
-def _lab_array(image: Image.Image) -> np.ndarray:
+def lab_array(image: Image.Image) -> np.ndarray:
     """An RGB image in CIE Lab as float [h, w, 3]: L in 0..255, a and b signed (Pillow's LAB
     mode stores them as two's complement bytes)."""
     raw = np.asarray(ImageCms.applyTransform(image, _lab_transforms()[0]))

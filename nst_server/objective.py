@@ -173,13 +173,7 @@ class Objective:
     def _two_passes(self, x: torch.Tensor) -> dict[str, float]:
         detached = x.detach()
         style_layers = list(self.weights.style_layers)
-        grams, positions = grams_by_block(self.vgg, detached, style_layers, self.blocks)
-        with torch.enable_grad():  # d(style loss)/d(Gram), on c x c matrices only
-            leaves = {n: g.requires_grad_(True) for n, g in grams.items()}
-            style = style_loss(leaves, self.style_grams, self.weights.style_layers,
-                               self.weights.style_term, positions)
-            (self.weights.style * style).backward()
-        gram_grads = {n: _grad(leaves[n]) / (leaves[n].shape[0] * positions[n]) for n in style_layers}
+        gram_grads, style = self._gram_gradients(detached, style_layers) if style_layers else ({}, 0.0)
         assert x.grad is not None
         content = 0.0
         for block in self.blocks:
@@ -194,7 +188,20 @@ class Objective:
             content += float(block_content.detach())
             assert patch.grad is not None
             block.pixels(x.grad).add_(patch.grad)
-        return {"content": content, "style": float(style.detach())}
+        return {"content": content, "style": float(style)}
+
+    def _gram_gradients(self, detached: torch.Tensor,
+                        style_layers: list[str]) -> tuple[ByLayer, float]:
+        """Pass 1: the whole image's Grams over the blocks, then d(style loss)/d(F·Fᵀ) per layer
+        (on c x c matrices only) and the style loss."""
+        grams, positions = grams_by_block(self.vgg, detached, style_layers, self.blocks)
+        with torch.enable_grad():
+            leaves = {n: g.requires_grad_(True) for n, g in grams.items()}
+            style = style_loss(leaves, self.style_grams, self.weights.style_layers,
+                               self.weights.style_term, positions)
+            (self.weights.style * style).backward()
+        return ({n: _grad(leaves[n]) / (leaves[n].shape[0] * positions[n]) for n in style_layers},
+                float(style.detach()))
 
     def _content(self, feats: ByLayer, block: Block) -> torch.Tensor:
         """This block's share of the content term (mean squared difference over the image)."""

@@ -42,7 +42,7 @@ def test_stylizes_a_file_keeping_size_and_alpha(images):
     (["missing.png", "painting.jpg"], "missing.png: no such file"),
     (["notes.txt", "painting.jpg"], "notes.txt: not an image file"),
     (["photo.png", "painting.jpg", "--preset", "turbo"],
-     "--preset: must be one of fast, balanced, best, paper"),
+     "--preset: must be one of fast, balanced, best, painterly, paper"),
     (["photo.png", "painting.jpg", "--strength", "-2"], "must be between 0.0 and 100.0"),
     (["photo.png", "painting.jpg", "--style-scale", "9"], "must be between 0.25 and 4.0"),
     (["photo.png", "painting.jpg", "painting.jpg", "--style-weights", "1,x"],

@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).parent / "gimp"))
 from harness import REPO, VERSIONS, GimpSession, gimp_root, run_filter  # noqa: E402
 
 from conftest import free_endpoint  # noqa: E402
+from nst_server.evaluate import palette_distance  # noqa: E402
 from nst_server.samples import painting, photo  # noqa: E402
+from nst_server.yardstick import layout_correlation  # noqa: E402
 
 FAST = {"preset": "fast", "custom-size": True, "size": 64}
 LONG_RUN = dict(FAST, preset="best", size=256)  # on large.png: long enough to act on mid-run
@@ -130,6 +132,19 @@ def test_a_second_painting_blends_in(session, files, mix, name):
         "style-mix": mix}))
     assert report["status"] == "success", report
     assert report["layers"][0]["name"] == name
+
+
+def test_the_painterly_quality_paints_from_gimp(session, files, style):
+    """`preset` painterly (neural neighbours) runs end to end: a new layer in the painting's
+    colours, the photo's layout kept (its Gram loss is not its yardstick: docs/design.md)."""
+    report, layers = run_filter(session, files / "photo.png", dict(
+        FAST, preset="painterly", size=96, **{"style-file": str(files / "starry_night.png")}))
+    assert report["status"] == "success", report
+    assert report["layers"][0]["name"] == "Neural Style: starry_night"
+    result, original = Image.open(layers[0]).convert("RGB"), Image.open(layers[1]).convert("RGB")
+    assert np.abs(np.asarray(result, float) - np.asarray(original, float)).mean() > 5
+    assert palette_distance(result, style) < 0.95 * palette_distance(original, style)
+    assert layout_correlation(result, original)[0] > 0.5
 
 
 def test_the_dialog_runs_the_filter_and_remembers_its_values(session, files):

@@ -175,10 +175,12 @@ def _profile(stylizer, **changes):
 
 def test_the_plan_per_device(stylizer):
     run = resolve({}, 512)
-    cpu = _profile(stylizer, working_size=512, detail_side=1024, block_pixels=700_000)
+    cpu = _profile(stylizer, working_size=512, detail_side=512, block_pixels=700_000)
     gpu = _profile(stylizer, working_size=1024, detail_side=None, block_pixels=2_000_000)
     photo = (6000, 4000)
-    assert [lv.size for lv in plan(run, photo, cpu)] == [(256, 170), (512, 341), (1024, 683)]
+    assert [lv.size for lv in plan(run, photo, cpu)] == [(256, 170), (512, 341)]
+    capped = replace(cpu, detail_side=1024)  # a detail side above the working size caps `auto`
+    assert [lv.size for lv in plan(run, photo, capped)] == [(256, 170), (512, 341), (1024, 683)]
     gpu_run = resolve({}, 1024)
     sizes = [lv.size for lv in plan(gpu_run, photo, gpu)]
     assert sizes == [(512, 342), (1024, 683), (1500, 1000), (3000, 2000), (6000, 4000)]

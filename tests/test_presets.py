@@ -97,7 +97,7 @@ def test_a_default_cpu_run_paints_at_512_px_in_a_precision_as_good_as_float32(st
     style = painting("swirls", size=256)
     sizes = []
     stylizer.stylize(big, style, {"iterations": 1}, on_progress=lambda p: sizes.append(p.preview().size))
-    assert sizes[0] == (512, 341)  # then a detail scale at the photo's own 600 px
+    assert sizes == [(512, 341)]  # no detail scale above it on a CPU (device.py)
 
     assert stylizer.profile.dtype in (torch.bfloat16, torch.float32)
     small = big.resize((96, 64), Image.LANCZOS)

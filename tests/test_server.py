@@ -43,7 +43,7 @@ def test_ping_and_info(server):
     info = client.info()
     assert info["protocol"] == protocol.VERSION
     assert info["device"] == "cpu" and info["weights"] == "original"
-    assert set(info["presets"]) == {"fast", "balanced", "best", "paper"}
+    assert set(info["presets"]) == {"fast", "balanced", "best", "painterly", "paper"}
     assert info["queue_length"] == 0 and info["busy"] is False and info["pid"] == server.process.pid
     assert info["limits"]["max_pixels"] == protocol.DEFAULT_MAX_PIXELS
 

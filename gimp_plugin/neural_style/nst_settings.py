@@ -7,13 +7,15 @@ it. A value of None means "the preset decides" (the preset values live in nst_se
 
 import math
 
-PRESETS = ("fast", "balanced", "best", "paper")
+PRESETS = ("fast", "balanced", "best", "painterly", "paper")
 DEFAULT_PRESET = "balanced"
 # What each preset is called where artists choose it (the GIMP dialog), with its one-line tip.
 PRESET_LABELS = {
     "fast": ("Quick look", "A rough first impression, to try a painting on this photo"),
     "balanced": ("Balanced", "A finished painting in reasonable time: the usual choice"),
     "best": ("High quality", "Richer, more settled brushwork; takes about three times as long"),
+    "painterly": ("Painterly", "Each part of the photo painted with the painting's own most alike "
+                  "strokes, whole (neural neighbours, Kolkin 2022); one painting"),
     "paper": ("Published recipe (Gatys 2016)", "The settings of the original research paper, "
               "for comparison; slow and small"),
 }
@@ -61,7 +63,8 @@ class Knob:
 
 KNOBS = {k.name: k for k in (
     Knob("preset", str, DEFAULT_PRESET, "how finished the painting is, against how long it "
-         "takes: fast, balanced, best, or paper (the published recipe)", choices=PRESETS),
+         "takes: fast, balanced, best; painterly (the painting's own strokes by neural "
+         "neighbours, one painting); or paper (the published recipe)", choices=PRESETS),
     Knob("size", int, None, "the size in pixels (longest side) the painting is worked out at; "
          "set, it is also the finest size unless resolution is full, and the result is scaled "
          "to the layer's size. Default: chosen for the computer",
@@ -78,7 +81,7 @@ KNOBS = {k.name: k for k in (
     Knob("preserve_colors", bool, False, "keep the photo's own colours: only the painting's "
          "brushwork and light and shade are taken"),
     Knob("resolution", str, "auto", "auto: as much detail as the computer gives in reasonable "
-         "time (with a graphics card, the layer's full size; without, a few minutes' worth); "
+         "time (with a graphics card, the layer's full size; without, the working size, scaled up); "
          "full: paint at the layer's full size on any computer (slow without a graphics card)",
          choices=RESOLUTIONS),
     Knob("init", str, "content", "start from the content image or from noise", choices=INITS),

@@ -1,0 +1,78 @@
+"""The `painterly` quality's neural-neighbour targets (nst_server/neighbours.py) and the runs
+built on them, with the real VGG19."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst_server.errors import InputError
+from nst_server.evaluate import palette_distance
+from nst_server.images import to_tensor
+from nst_server.neighbours import neighbour_targets
+from nst_server.objective import features_by_block, split
+from nst_server.samples import painting, photo
+from nst_server.vgg import normalize
+from nst_server.yardstick import layout_correlation
+
+LAYERS = ["relu2_1", "relu3_1", "relu4_1"]
+PAINTERLY = {"preset": "painterly", "size": 96, "iterations": 30}
+
+
+def model_input(image):
+    return normalize(to_tensor(image))
+
+
+def whole(tensor):
+    return split(tensor.shape[-2], tensor.shape[-1], 10**9)
+
+
+def test_each_place_of_a_picture_matched_against_itself_is_its_own_neighbour(stylizer):
+    """Matched against itself, a textured picture's targets are its own activations."""
+    picture = model_input(photo("astronaut").resize((128, 128), Image.LANCZOS))
+    targets, weights = neighbour_targets(stylizer.vgg, picture, whole(picture), picture,
+                                         whole(picture), LAYERS)
+    own = features_by_block(stylizer.vgg, picture, LAYERS, whole(picture))
+    for name in LAYERS:
+        same = torch.isclose(targets[name], own[name]).all(1).float().mean()
+        assert same > 0.97, name
+        assert weights[name] == pytest.approx(1 / float(torch.mean(own[name] ** 2)), rel=1e-3)
+
+
+def test_the_targets_in_blocks_equal_the_whole_pictures(stylizer):
+    """Matching is per place, so a big layer's blocks give the same targets as one pass."""
+    image = model_input(photo("chelsea").resize((300, 220), Image.LANCZOS))
+    style = model_input(painting("embers", size=300))
+    one, _ = neighbour_targets(stylizer.vgg, image, whole(image), style, whole(style), LAYERS)
+    blocks, style_blocks = split(220, 300, 256 * 256), split(300, 300, 256 * 256)
+    assert len(blocks) > 1 and len(style_blocks) > 1
+    tiled, _ = neighbour_targets(stylizer.vgg, image, blocks, style, style_blocks, LAYERS)
+    for name in LAYERS:
+        assert torch.allclose(one[name], tiled[name], rtol=1e-4, atol=1e-3), name
+
+
+def test_a_painterly_run_takes_the_paintings_colours_and_keeps_the_photos_layout(stylizer, evaluator):
+    content = photo("chelsea").resize((96, 72), Image.LANCZOS)
+    style = painting("swirls", size=128)
+    result = stylizer.stylize(content, style, PAINTERLY)
+    assert result.size == content.size
+    assert palette_distance(result, style) < 0.6 * palette_distance(content, style)
+    assert evaluator.style_loss(result, style) < 0.5 * evaluator.style_loss(content, style)
+    assert layout_correlation(result, content)[0] > 0.5
+
+
+def test_strength_zero_keeps_the_photo_and_more_strength_paints_more(stylizer, evaluator):
+    content = photo("coffee").resize((96, 64), Image.LANCZOS)
+    style = painting("embers", size=128)
+    losses = [evaluator.style_loss(stylizer.stylize(content, style, dict(PAINTERLY, strength=s)), style)
+              for s in (0.2, 2.0)]
+    assert losses[1] < 0.8 * losses[0]
+
+
+def test_painterly_refuses_a_blend_of_two_paintings(stylizer):
+    content = photo("coffee").resize((64, 48), Image.LANCZOS)
+    with pytest.raises(InputError, match="painterly quality paints with one painting"):
+        stylizer.stylize(content, [painting("embers", 64), painting("swirls", 64)], PAINTERLY)
+    # a second painting with no share is no blend
+    result = stylizer.stylize(content, [painting("embers", 64), painting("swirls", 64)],
+                              dict(PAINTERLY, iterations=2), style_weights=[1, 0])
+    assert np.asarray(result).shape == (48, 64, 3)
