@@ -27,6 +27,15 @@ def test_style_loss_falls_and_content_stays_close(stylizer, evaluator, content, 
     assert evaluator.content_loss(result, content) < 0.75 * evaluator.content_loss(style, content)
 
 
+def test_a_runaway_lbfgs_step_is_undone_in_bfloat16(stylizer, evaluator, content, style):
+    """The run that ended as colour confetti (21x the photo's style loss) with bfloat16
+    convolutions before engine.DivergenceGuard: the same run on every machine."""
+    twin = Stylizer()
+    twin.profile = replace(twin.profile, dtype=torch.bfloat16, channels_last=False)
+    result = twin.stylize(content, style, {"preset": "fast", "size": 96, "iterations": 30})
+    assert evaluator.style_loss(result, style) < 0.3 * evaluator.style_loss(content, style)
+
+
 def test_progress_reports_every_iteration_with_losses(stylizer, content, style):
     seen = []
     stylizer.stylize(content, style, QUICK, on_progress=seen.append)
