@@ -6,8 +6,9 @@
     python3 install.py --uninstall  # stop the server; remove what was installed, its log and cache
 
 What it does (idempotent; --dry-run prints it without doing it):
-  1. a virtualenv with the server package (nst-server, nst-stylize); --venv PATH chooses it, or
-     reuses it when it already has the server;
+  1. a virtualenv with the server package (nst-server, nst-stylize) and PyTorch (on Linux its
+     CPU-only build unless an NVIDIA card is found; --torch to choose); --venv PATH chooses
+     the virtualenv, or reuses it when it already has the server;
   2. the plug-in folder copied into GIMP 3's user plug-ins folder(s) (found for Linux, Flatpak,
      Windows, macOS; --gimp-dir to give one), with a config.json naming the server command and
      endpoint, which the plug-in reads;
@@ -25,14 +26,18 @@ import os
 import plistlib
 import re
 import shlex
+import queue
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin")]
-from neural_style.nst_protocol import DEFAULT_ENDPOINT  # noqa: E402  (both: standard library only)
+from neural_style.nst_protocol import DEFAULT_ENDPOINT, parse_endpoint  # noqa: E402  (both: standard library only)
 from nst_server.user_dirs import STATE_ENV, cache_dir, data_dir, state_dir  # noqa: E402
 
 PLUGIN_SOURCE = REPO / "gimp_plugin" / "neural_style"
@@ -45,6 +50,12 @@ IS_WINDOWS = SYSTEM == "win32"
 AUTOSTART_LABEL = "org.neural-style-gimp.nst-server"
 NEWEST_KNOWN = "3.2"  # installed for when no GIMP 3 is found and none has run yet
 VERSION = re.compile(r"\b3\.(\d+)")
+# PyTorch's CPU-only builds: on Linux PyPI's torch is the CUDA build (~5.7 GB with its libraries),
+# useless without an NVIDIA card; this one is ~0.2 GB and just as fast on a CPU.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")  # present once Linux's NVIDIA driver is loaded
+TICK = 10.0  # s: the longest a long step goes without saying that it is still at work
+BIG_DOWNLOAD_MB = 10  # pip's downloads worth a line of their own (PyTorch's are hundreds of MB)
 
 
 MANIFEST = data_dir() / "installed.json"
@@ -169,9 +180,10 @@ class Installer:
         if not self.args.dry_run:
             record(venv=str(self.venv), created_venv=self.created_venv, plugins=written,
                    autostart=autostart)
+        print("Installed. Open GIMP 3: Filters > Artistic > Neural Style... (the server starts "
+              "with the filter)", flush=True)
         if not self.args.no_demo:
             self.run_demo()
-        print("Done. Open GIMP 3: Filters > Artistic > Neural Style...")
 
     def install_server(self):
         nst_server = venv_bin(self.venv, "nst-server")
@@ -181,9 +193,21 @@ class Installer:
             return
         if not self.venv.exists() and self.step(f"create virtualenv {self.venv}"):
             subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
-        if self.step(f"install the server package into {self.venv} (torch: a large download)"):
-            subprocess.run([str(venv_bin(self.venv, "python")), "-m", "pip", "install",
-                            "--disable-pip-version-check", "--quiet", str(REPO)], check=True)
+        pip = [str(venv_bin(self.venv, "python")), "-m", "pip", "install",
+               "--disable-pip-version-check", "--progress-bar", "off"]
+        build, why = torch_build(self.args.torch)
+        print(f"PyTorch: {why}", flush=True)
+        if build == "cpu" and self.step(f"install PyTorch's CPU-only build from {TORCH_CPU_INDEX}"):
+            try:
+                run_with_progress([*pip, "--index-url", TORCH_CPU_INDEX, "--retries", "1",
+                                   "--timeout", "20", "torch", "torchvision"])
+            except StepFailed:
+                print(f"PyTorch: its CPU-only build could not be installed from {TORCH_CPU_INDEX} "
+                      "(offline, or no build for this Python): installing PyPI's instead (it runs "
+                      "on the CPU too, but is a much larger download)", flush=True)
+        if self.step(f"install the server package and its libraries into {self.venv} (minutes: "
+                     "PyTorch is large; progress below)"):
+            run_with_progress([*pip, str(REPO)])
         print(f"server: {nst_server}")
 
     def install_plugin(self, plugins):
@@ -235,8 +259,93 @@ class Installer:
     def run_demo(self):
         out = Path.cwd() / "neural-style-demo.png"
         if self.step(f"run an offline demo stylization into {out}"):
+            started = time.monotonic()
             subprocess.run([str(venv_bin(self.venv, "nst-stylize")), "--demo", "-o", str(out)],
                            check=True)
+            print(f"Demo: {out} is a sample photo (a cat) repainted in a sample painting's style, "
+                  f"made offline by the server just installed, in {time.monotonic() - started:.0f} "
+                  "s on this computer: open it to see what the filter does.")
+
+
+def torch_build(choice):
+    """("cpu" or "pypi", why in words): which PyTorch to install on this system, for --torch
+    `choice` (auto, cpu or cuda)."""
+    if SYSTEM == "darwin":
+        return "pypi", "PyPI's build for macOS (it uses the Apple GPU where there is one)"
+    if IS_WINDOWS:
+        card = ("; an NVIDIA card is present: to use it, install PyTorch's CUDA build into the "
+                "virtualenv (pytorch.org/get-started), then run install.py --venv VENV"
+                if shutil.which("nvidia-smi") else "")
+        return "pypi", f"PyPI's build for Windows (the CPU){card}"
+    if choice == "auto":
+        choice = "cuda" if has_nvidia_gpu() else "cpu"
+        seen = "an NVIDIA graphics card was found" if choice == "cuda" else \
+            "no NVIDIA graphics card was found"
+    else:
+        seen = f"--torch {choice}"
+    if choice == "cuda":
+        return "pypi", f"the CUDA build (~5.7 GB, for NVIDIA cards): {seen}; --torch cpu to change"
+    return "cpu", f"the CPU-only build (~0.2 GB): {seen}; --torch cuda to change"
+
+
+def has_nvidia_gpu():
+    """An NVIDIA driver is loaded (Linux): its /proc entry, or nvidia-smi on PATH."""
+    return NVIDIA_DRIVER.exists() or shutil.which("nvidia-smi") is not None
+
+
+def run_with_progress(command):
+    """Run a long pip command: print its news (big downloads, the install) and, after TICK s
+    without news, that it is still at work; StepFailed, holding its last lines, when it fails."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, errors="replace")
+    lines: queue.Queue = queue.Queue()
+
+    def read():  # a thread: the loop below must wake up even while pip says nothing
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    started = said = time.monotonic()
+    doing, tail = "starting", []
+    while (line := _next_line(lines, said + TICK)) is not None:
+        if line.strip():
+            tail = [*tail[-19:], line.rstrip()]
+        news = pip_news(line)
+        if news:
+            doing = news
+            print(f"  {doing}", flush=True)
+            said = time.monotonic()
+        if time.monotonic() >= said + TICK:
+            print(f"  ... still at work ({time.monotonic() - started:.0f} s): {doing}", flush=True)
+            said = time.monotonic()
+    if process.wait() != 0:
+        raise StepFailed(process.returncode, command, "\n".join(tail))
+
+
+class StepFailed(subprocess.CalledProcessError):
+    """A step's command failed; `output` holds its last lines."""
+
+
+def pip_news(line):
+    """What a line of pip's output is worth telling a user, in a few words, or None."""
+    download = re.match(r"\s*Downloading (\S+?)(?:-\d[^-]*)?-.*\((\d+(?:\.\d+)?) MB\)", line)
+    if download and float(download.group(2)) >= BIG_DOWNLOAD_MB:
+        return f"downloading {download.group(1)} ({download.group(2)} MB)"
+    for start, doing in (("Installing collected packages:", "installing"),
+                         ("Successfully installed", "installed")):
+        if line.strip().startswith(start):
+            count = len(line.split(start, 1)[1].replace(",", " ").split())
+            return f"{doing} {count} package{'s' if count != 1 else ''}"
+    return None
+
+
+def _next_line(lines, deadline):
+    """The next output line, "" if none came by `deadline`, None at the end of the output."""
+    try:
+        return lines.get(timeout=max(0.0, deadline - time.monotonic()))
+    except queue.Empty:
+        return ""
 
 
 def installed_files(target):
@@ -334,11 +443,14 @@ def plugin_config(plugin_dirs):
 
 
 def server_status(command, endpoint):
-    """(ok, detail): does an nst-server answer the protocol at `endpoint`? Asked with the installed
-    `nst-server status` (a real ping)."""
+    """(ok, detail): does an nst-server answer the protocol at `endpoint` (asked with the installed
+    `nst-server status`, a real ping)? Nothing listening there passes: the filter starts the
+    server when it needs it."""
     how = f"start it with {' '.join(command)} start --endpoint {endpoint}"
     if not Path(command[0]).exists():
         return False, f"{command[0]} is missing: run python3 install.py"
+    if not port_taken(endpoint):
+        return True, f"not running at {endpoint} (it starts with the filter)"
     try:
         done = subprocess.run([*command, "status", "--endpoint", endpoint], capture_output=True,
                               text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -346,7 +458,17 @@ def server_status(command, endpoint):
         return False, f"{' '.join(command)} status failed ({exc}): {how}"
     if done.returncode == 0:
         return True, f"{endpoint} answers"
-    return False, f"{endpoint} not answering: {how}"
+    return False, (f"something that is not an nst-server listens at {endpoint}: stop it, or "
+                   f"choose another port (python3 install.py --endpoint tcp://127.0.0.1:PORT)")
+
+
+def port_taken(endpoint):
+    """Whether anything accepts a TCP connection at `endpoint` (tcp://HOST:PORT)."""
+    try:
+        with socket.create_connection(parse_endpoint(endpoint), timeout=5):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def uninstall(args):
@@ -425,6 +547,9 @@ def main(argv=None):
     parser.add_argument("--endpoint", help=f"server endpoint to record (default {DEFAULT_ENDPOINT}); "
                         "with --check, the one to try (default: the recorded one)")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo stylization")
+    parser.add_argument("--torch", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="Linux: PyTorch's CPU-only build or its CUDA build (default: CUDA "
+                        "when an NVIDIA graphics card is found)")
     parser.add_argument("--autostart", action="store_true", help="start the server at log-in "
                         "(systemd user unit, LaunchAgent, or Startup entry; --uninstall removes it)")
     parser.add_argument("--check", action="store_true", help="diagnose the installation")
@@ -440,6 +565,8 @@ def main(argv=None):
     try:
         Installer(args).install()
     except subprocess.CalledProcessError as exc:
+        if exc.output:  # the failed step's last lines
+            print(exc.output, file=sys.stderr)
         print(f"install.py: error: {' '.join(map(str, exc.cmd[:4]))}... failed "
               f"(exit {exc.returncode})", file=sys.stderr)
         return 1

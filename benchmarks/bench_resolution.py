@@ -89,8 +89,9 @@ def one_run(args) -> None:
     def on_progress(p):
         if p.iteration in ends:
             marks.append(p.elapsed)
+            left = "no estimate yet" if p.remaining is None else f"{p.remaining:.0f} s left"
             print(f"scale {len(marks)}/{len(levels)} done at {p.elapsed:.0f} s, "
-                  f"{p.remaining:.0f} s left by the progress estimate", file=sys.stderr, flush=True)
+                  f"{left} by the progress estimate", file=sys.stderr, flush=True)
 
     if gpu:
         torch.cuda.reset_peak_memory_stats()

@@ -160,8 +160,9 @@ class ProgressBar:
     def update(self, fraction, remaining):
         filled = round(self.WIDTH * fraction)
         elapsed = time.perf_counter() - self.start
+        left = "estimating time left" if remaining is None else f"~{remaining:.0f} s left"
         self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%} "
-                          f"{elapsed:5.1f} s, ~{remaining:.0f} s left ")
+                          f"{elapsed:5.1f} s, {left:<22}")
         self.stream.flush()
 
     def close(self):

@@ -10,12 +10,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from neural_style import nst_protocol as protocol
+
 from .errors import InputError
 
 MIN_SIDE = 16  # VGG19 pools four times before relu5_1: smaller sides leave nothing to compare
-# The only decoders client bytes may reach (docs/protocol.md): Pillow's others include EPS, which
-# runs Ghostscript.
-STYLE_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
 
 ImageInput = Union[Image.Image, np.ndarray]  # what the engine accepts: see as_pil
 
@@ -26,7 +25,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=STYLE_FORMATS)
+            image = Image.open(io.BytesIO(data), formats=list(protocol.STYLE_FORMATS))
             if image.width * image.height > max_pixels:
                 raise InputError(f"style image is {image.width}x{image.height}, "
                                  f"over the limit of {max_pixels} pixels")
@@ -43,7 +42,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, UnidentifiedImageError):
-        return f"not an image file this server reads ({', '.join(STYLE_FORMATS)})"
+        return f"not a {protocol.formats_in_words()} image"
     return "too many pixels (possible decompression bomb)"
 
 

@@ -17,7 +17,7 @@ def stylize_remote(endpoint, content, styles, settings, style_weights=None, bar=
 
     def on_event(event: JobEvent) -> None:
         if bar is not None and event.kind is JobEventKind.PROGRESS:
-            bar.update(event.fraction or 0.0, event.remaining or 0.0)
+            bar.update(event.fraction or 0.0, event.remaining)
 
     try:
         pixels = Client(endpoint).stylize(

@@ -378,7 +378,7 @@ class Server:
         self._post(wake, Outgoing(job.client, protocol.encode(
             "progress", job=job.id, iteration=p.iteration, total=p.total,
             elapsed=round(p.elapsed, 3), fraction=round(p.fraction, 4),
-            remaining=round(p.remaining, 1), losses=p.losses)))
+            remaining=None if p.remaining is None else round(p.remaining, 1), losses=p.losses)))
         now = time.monotonic()
         if job.preview_seconds and now - job.last_preview >= job.preview_seconds:
             job.last_preview = now  # by time: an iteration takes 0.01 s to a minute

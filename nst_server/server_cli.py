@@ -1,5 +1,8 @@
-"""`nst-server run | start | stop | status`: the stylization server, in the foreground or the
-background (pid, log and output files in the user's state folder, see daemon.py)."""
+"""nst-server run | start | stop | status: the Neural Style server, which paints for the GIMP
+filter and nst-stylize --server, in the foreground or in the background (with its log in the
+user's state folder).
+
+The background server's files: daemon.py."""
 import argparse
 import ipaddress
 import logging
@@ -39,7 +42,8 @@ SERVE_OPTIONS: list[tuple[str, Any, Any, str]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nst-server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="nst-server",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve in the foreground, logging to the terminal")
     start = commands.add_parser("start", help="serve in the background (returns once it answers)")

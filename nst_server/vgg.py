@@ -83,7 +83,10 @@ class VGG19Features(nn.Module):
         for name in layer_sequence():
             if name.startswith("conv"):
                 weight, bias = convs[name]
-                conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+                # reflect, not zeros: zero padding is a grey frame the features see at the edges,
+                # and the optimizer painted a 2-5-px coloured rim against it (green, on a sky)
+                conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1,
+                                 padding_mode="reflect")
                 with torch.no_grad():
                     conv.weight.copy_(weight)
                     conv.bias.copy_(bias)  # type: ignore[union-attr]  # bias=True above

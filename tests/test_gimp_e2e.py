@@ -99,6 +99,9 @@ def test_a_selection_gives_the_new_layer_a_mask(session, files):
                            select=[10, 10, 40, 30])
     assert report["status"] == "success", report
     assert report["layers"][0]["mask"] and not report["layers"][1]["mask"]
+    # the new layer is the one selected, its pixels (not its mask) what the user paints on next
+    assert report["selected"] == ["Neural Style: starry_night"]
+    assert not report["layers"][0]["edit_mask"], report["layers"]
 
 
 def test_grayscale_image_gets_a_grayscale_result(session, files):
@@ -135,12 +138,19 @@ def test_a_second_painting_blends_in(session, files, mix, name):
 
 
 def test_the_painterly_quality_paints_from_gimp(session, files, style):
-    """`preset` painterly (neural neighbours) runs end to end: a new layer in the painting's
-    colours, the photo's layout kept (its Gram loss is not its yardstick: docs/design.md)."""
+    """`preset` painterly (neural neighbours) runs end to end from the dialog: a new layer in the
+    painting's colours, the photo's layout kept (its Gram loss is not its yardstick:
+    docs/design.md). It paints with one painting: the dialog greys the second painting and its
+    Mix out, and the second painting chosen is left out of the run."""
+    session.plugin_log.unlink(missing_ok=True)
     report, layers = run_filter(session, files / "photo.png", dict(
-        FAST, preset="painterly", size=96, **{"style-file": str(files / "starry_night.png")}))
+        FAST, preset="painterly", size=96, **{"style-file": str(files / "starry_night.png"),
+                                              "style-file-2": str(files / "embers.png")}),
+        mode="INTERACTIVE")
     assert report["status"] == "success", report
     assert report["layers"][0]["name"] == "Neural Style: starry_night"
+    dialog = plugin_log(session, "dialog")[0]
+    assert dialog["second_sensitive"] is False and dialog["mix_sensitive"] is False, dialog
     result, original = Image.open(layers[0]).convert("RGB"), Image.open(layers[1]).convert("RGB")
     assert np.abs(np.asarray(result, float) - np.asarray(original, float)).mean() > 5
     assert palette_distance(result, style) < 0.95 * palette_distance(original, style)
@@ -168,6 +178,16 @@ def test_indexed_image_is_refused(session, files):
     assert report["status"] != "success"
     assert "indexed" in report["message"].lower()
     assert len(report["layers"]) == 1  # the image is untouched
+
+
+def test_a_painting_that_is_not_an_image_is_refused_by_name(session, files, tmp_path):
+    notes = tmp_path / "my notes.txt"
+    notes.write_text("not a painting")
+    report, _ = run_filter(session, files / "photo.png", dict(FAST, **{"style-file": str(notes)}))
+    assert report["status"] == "execution-error"
+    assert report["message"].startswith("my notes.txt is not an image Neural Style can use: "
+                                        "choose a painting saved as PNG, JPEG"), report["message"]
+    assert "server" not in report["message"] and len(report["layers"]) == 1
 
 
 def test_layer_group_is_refused(session, files):
@@ -301,11 +321,14 @@ def gui_run(session, files, settings, photo_file="large.png", **job):
 
 
 def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(session, files):
-    """The dialog (main knobs, an Advanced expander, no duplicate mnemonic), then the plug-in's
-    progress window and the preview layer above the source, refreshed while the server works;
-    at the end the preview is gone and the result is one layer that one Ctrl+Z removes. The
-    run goes to its end (LONG_RUN on the small photo: ~16 s here, ~10 previews)."""
-    thread, outcome = gui_run(session, files, LONG_RUN, "photo.png", pause=True)
+    """The dialog (main knobs, an Advanced expander, no duplicate mnemonic, the painting's
+    thumbnail, OK), then the plug-in's progress window and one preview layer above the source,
+    masked by the selection as the result will be, refreshed while the server works, the user's
+    own layer staying the selected one; at the end the preview is gone and the result is one
+    layer that one Ctrl+Z removes. The run goes to its end (LONG_RUN on the small photo: ~16 s
+    here, ~10 previews)."""
+    thread, outcome = gui_run(session, files, LONG_RUN, "photo.png", pause=True,
+                              select=[10, 10, 40, 30])
     wait_until(lambda: session.out and (session.out / "ran").exists(), 120, "the run")
     session.gui.do(UNDO_FROM_THE_MENU)
     (session.out / "continue").touch()
@@ -315,12 +338,17 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     previews = plugin_log(session, "preview")
     assert len(previews) >= 2, previews
     assert all(p["layers"] == ["Neural Style (preview)", "in.png"] for p in previews), previews
+    assert len({p["layer"] for p in previews}) == 1, previews  # one layer, refilled: no flicker
+    assert all(p["masked"] and p["selected"] == ["in.png"] for p in previews), previews
     assert plugin_log(session, "result") == [{"early": False}]  # a result layer was made...
     assert [layer["name"] for layer in report["layers"]] == ["in.png"]  # ...and one undo: all gone
     dialog = plugin_log(session, "dialog")[0]
     assert dialog["expanders"] == ["_Advanced"] and dialog["images_only"], dialog
-    assert {"St_yle image", "_Brush size", "Working si_ze"} <= set(dialog["labels"])
+    assert {"_Painting", "Second pain_ting (optional)", "_Brush size", "Working si_ze"} <= \
+        set(dialog["labels"]), dialog
     assert dialog["mix_sensitive"] is False, dialog  # no second painting: nothing to mix
+    assert dialog["ok_sensitive"] and dialog["second_sensitive"], dialog
+    assert dialog["thumbnail"] == [48, 48], dialog  # starry_night.png is square
     assert "mnemonic" not in report["stderr"].lower(), report["stderr"][-2000:]
     windows = session.gui.windows()
     assert "Neural Style: painting" in windows and not any("Message" in w for w in windows), windows
@@ -332,6 +360,10 @@ def press_in_painting_window(session, button):
     wait_until(lambda: plugin_log(session, "preview"), 120,
                "a preview on the canvas", lambda: "; the plug-in's log: " + (
                    session.plugin_log.read_text()[-3000:] if session.plugin_log.exists() else "none"))
+    click_in_painting_window(session, button)
+
+
+def click_in_painting_window(session, button):
     offset = {"Cancel": 54, "Keep current": 160}[button]  # from the right edge, as laid out
     session.gui.do(f"w=$(xdotool search --onlyvisible --name '{PAINTING_WINDOW}' | head -1)\n"
                    "eval \"$(xdotool getwindowgeometry --shell $w)\"\n"
@@ -406,3 +438,58 @@ def test_cancel_in_the_dialog_keeps_the_chosen_style_file(gimp, server, files):
     assert [run["status"] for run in report["then"]] == ["success"], report
     assert report["layers"][0]["name"] == "Neural Style: starry_night"
     assert [d["mix_sensitive"] for d in dialogs] == [False, False], dialogs
+
+
+def test_ok_waits_for_a_painting(gimp, server, files):
+    """On a fresh profile with no painting chosen, OK is greyed out: pressing it does nothing
+    (no error box, the dialog stays) until the user chooses a painting or cancels."""
+    session = GimpSession(gimp[1], gimp[0])
+    try:
+        session.install(server.endpoint)
+        thread, outcome = in_background(lambda: run_filter(
+            session, files / "photo.png", FAST, mode="INTERACTIVE")[0])
+        wait_until(lambda: plugin_log(session, "dialog"), 120, "the dialog")
+        time.sleep(3)  # the runner clicks OK every 0.3 s meanwhile
+        (session.gui.folder / "cancel-dialog").touch()
+        thread.join(60)
+        report, dialog, windows = outcome["value"], plugin_log(session, "dialog"), session.gui.windows()
+    finally:
+        session.close()
+    assert dialog[0]["ok_sensitive"] is False and dialog[0]["thumbnail"] is None, dialog
+    assert report["status"] == "cancel", report
+    assert len(report["layers"]) == 1 and not any("Message" in w for w in windows), windows
+
+
+def test_the_painting_window_says_the_server_is_starting_and_cancel_works_then(gimp, files):
+    """The first run after a restart: nothing answers, so the filter starts the server (10-30 s
+    here); the progress window says so and its Cancel ends the run at once, the image untouched
+    (the server goes on starting, ready for the next run)."""
+    version, root = gimp
+    session = GimpSession(root, version)
+    binds = sorted({sys.prefix, sys.base_prefix, str(REPO)}) if root != Path("/") else ()
+    pid_file = session.home / ".local" / "state" / "neural-style-gimp" / "nst-server.pid"
+    try:
+        session.install(free_endpoint())
+        session.plugin_log.unlink(missing_ok=True)
+        args = dict(FAST, **{"style-file": str(files / "starry_night.png")})
+        thread, outcome = in_background(lambda: run_filter(
+            session, files / "photo.png", args, binds=binds, mode="INTERACTIVE")[0])
+        wait_until(lambda: plugin_log(session, "starting"), 120, "the server's start")
+        time.sleep(1)
+        click_in_painting_window(session, "Cancel")
+        pressed = time.monotonic()
+        thread.join(120)
+        took = time.monotonic() - pressed
+        report, cancelled = outcome["value"], plugin_log(session, "cancelled")
+        windows = session.gui.windows()
+    finally:
+        deadline = time.monotonic() + 90
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)  # the server started on: stop it
+        if pid_file.exists():
+            os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGTERM)
+        session.close()
+    assert report["status"] == "cancel", report
+    assert took < 10 and cancelled == [{"by": "the user"}], (took, cancelled)
+    assert "Neural Style: painting" in windows and not any("Message" in w for w in windows), windows
+    assert len(report["layers"]) == 1

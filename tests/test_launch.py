@@ -36,6 +36,15 @@ def test_inside_a_flatpak_the_user_is_told_to_start_the_server_on_the_host(tmp_p
     command = ["/home/me/.local/share/neural-style-gimp/venv/bin/nst-server"]
     text = nst_launch.how_to_start("tcp://127.0.0.1:5555", command, flatpak=True)
     assert "Flatpak" in text and "terminal (outside GIMP)" in text
-    assert f"{command[0]} start --endpoint tcp://127.0.0.1:5555" in text
-    assert "not running at tcp://127.0.0.1:5555" in nst_launch.how_to_start(
-        "tcp://127.0.0.1:5555", command, flatpak=False)
+    assert f"\n\n{command[0]} start\n\n" in text  # the default address needs no option
+
+
+def test_the_command_to_start_the_server_stands_on_a_line_of_its_own():
+    """GIMP's message box wraps long lines, even inside an address: the command is alone on its
+    line, with --endpoint only where the address is not the default."""
+    command = ["/home/me/.local/share/neural-style-gimp/venv/bin/nst-server"]
+    text = nst_launch.how_to_start("tcp://127.0.0.1:5555", command, flatpak=False)
+    assert "not running at tcp://127.0.0.1:5555" in text
+    assert f"\n\n{command[0]} start\n\n" in text
+    other = nst_launch.how_to_start("tcp://127.0.0.1:6000", command, flatpak=False)
+    assert f"\n\n{command[0]} start --endpoint tcp://127.0.0.1:6000\n\n" in other

@@ -205,8 +205,7 @@ def test_only_the_listed_decoders_see_client_bytes(server):
     with pytest.raises(ServerError) as raised:
         stylize(server.client(), layer(), EPS)
     assert raised.value.code == protocol.BAD_IMAGE
-    assert "not an image file this server reads (PNG, JPEG, WEBP, TIFF, BMP, GIF)" in \
-        raised.value.message
+    assert "style image: not a PNG, JPEG, WEBP, TIFF, BMP or GIF image" in raised.value.message
 
 
 def test_connections_are_bounded(start_server):

@@ -195,3 +195,10 @@ def test_unusable_weights_stop_the_server_with_the_reason(user_env, tmp_path):
     assert code == 2 and f"weights file {bad}: not a loadable state dict" in out
     code, out = nst_server(user_env, "start", "--weights", str(bad))
     assert code == 1 and "not a loadable state dict" in out and "started" not in out
+
+
+def test_help_says_what_the_server_is_in_whole_sentences(user_env):
+    code, out = nst_server(user_env, "--help")
+    description = " ".join(out.split("\n\n")[1].split())
+    assert code == 0 and description.startswith("nst-server run | start | stop | status: the ")
+    assert description.endswith("(with its log in the user's state folder)."), description

@@ -25,6 +25,7 @@ import nst_client  # noqa: E402
 import nst_dialog  # noqa: E402
 import nst_launch  # noqa: E402
 import nst_protocol  # noqa: E402
+import nst_settings  # noqa: E402
 import nst_watch  # noqa: E402
 from nst_canvas import PluginError  # noqa: E402
 
@@ -53,6 +54,10 @@ def load_config():
         return {}
 
 
+def installed_endpoint():
+    return load_config().get("endpoint") or nst_client.default_endpoint()
+
+
 def how_to_start(endpoint, config):
     return nst_launch.how_to_start(endpoint, config.get("server_command"), nst_launch.in_flatpak())
 
@@ -69,50 +74,69 @@ def answers(client):
 
 def start_installed_server(client, config, watch):
     """Start the server install.py recorded (in the background) and wait until it answers at
-    the client's endpoint; otherwise say how to start it, with what starting it said."""
+    the client's endpoint, showing so and honouring Cancel (JobCancelled; the server goes on
+    starting, ready for the next run); otherwise say how to start it, with what starting it said."""
     endpoint, command = client.endpoint, config.get("server_command")
     if not command or not os.path.exists(command[0]) or nst_launch.in_flatpak():
         raise PluginError(how_to_start(endpoint, config))
-    watch.say("starting the server…")
+    watch.say("Starting the server… (the first time after a restart: up to a minute)")
+    log.info("starting %s", json.dumps({"endpoint": endpoint}))
     try:
-        done = subprocess.run([*command, "start", "--endpoint", endpoint], timeout=START_WAIT,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              **nst_launch.command_options(sys.platform))
-    except (OSError, subprocess.SubprocessError) as exc:
+        starting = subprocess.Popen([*command, "start", "--endpoint", endpoint],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True,
+                                    **nst_launch.command_options(sys.platform))
+    except OSError as exc:
         raise PluginError(f"{how_to_start(endpoint, config)}\n(starting it failed: {exc})") from None
+    deadline = time.monotonic() + START_WAIT
+    while starting.poll() is None and time.monotonic() < deadline:
+        watch.pump()  # the window stays drawn and its Cancel works
+        if watch.cancelled:
+            raise nst_client.JobCancelled("cancelled while the server was starting")
+        time.sleep(0.1)
+    late = starting.poll() is None
+    if late:
+        starting.kill()
+    out, err = starting.communicate()
     if not answers(client):
-        said = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+        said = (f"no answer within {START_WAIT:.0f} s" if late else
+                (err or out).strip() or f"exit status {starting.returncode}")
         raise PluginError(f"{how_to_start(endpoint, config)}\n(nst-server start said: {said})")
 
 
 def read_styles(config):
     """The paintings' paths, their image files and their shares of the blend (the second
-    painting, if chosen, gets `style-mix`)."""
+    painting, if chosen and the quality mixes two, gets `style-mix`)."""
     first, second = (config.get_property(name) for name in ("style-file", "style-file-2"))
     if first is None or first.get_path() is None:
-        raise PluginError("Choose a style image (a painting) for Neural Style.")
+        raise PluginError("Choose a painting for Neural Style.")
     paths = [first.get_path()]
     mix = config.get_property("style-mix")
-    if second is not None and second.get_path():
+    mixes = config.get_property("preset") != nst_settings.ONE_PAINTING_PRESET
+    if mixes and second is not None and second.get_path():
         paths.append(second.get_path())
     shares = [1.0 - mix, mix] if len(paths) == 2 else [1.0]
     return paths, [_read(path) for path in paths], shares
 
 
 def _read(path):
+    """The painting file's bytes, if it is an image the server reads (PluginError otherwise)."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            data = f.read()
     except OSError as exc:
-        raise PluginError(f"Cannot read the style image {path}: {exc.strerror}") from None
+        raise PluginError(f"Cannot read the painting {path}: {exc.strerror}") from None
+    if nst_protocol.style_format(data[:12]) is None:
+        raise PluginError(f"{os.path.basename(path)} is not an image Neural Style can use: choose "
+                          f"a painting saved as {nst_protocol.formats_in_words()} ({path}).")
+    return data
 
 
 def paint(config, image, source, styles, shares, watch):
     """Run the job on the server, with the live preview on the canvas if asked; return the
     result's pixels (JobCancelled once the user cancelled or the image went away)."""
     installed = load_config()
-    endpoint = config.get_property("endpoint") or installed.get("endpoint") or \
-        nst_client.default_endpoint()
+    endpoint = config.get_property("endpoint") or installed_endpoint()
     client = nst_client.Client(endpoint)
     if not answers(client):
         start_installed_server(client, installed, watch)
@@ -127,8 +151,11 @@ def paint(config, image, source, styles, shares, watch):
         if preview is not None and event.kind is nst_client.JobEventKind.PREVIEW:
             preview.show(event.width, event.height, event.pixels)
             if log.isEnabledFor(logging.INFO) and nst_canvas.still_there(image, source):
-                log.info("preview %s", json.dumps({"shown": preview.shown, "fraction": event.fraction,
-                                                   "layers": nst_canvas.layer_names(image)}))
+                log.info("preview %s", json.dumps({
+                    "shown": preview.shown, "fraction": event.fraction,
+                    "layers": nst_canvas.layer_names(image), "layer": preview.layer.get_id(),
+                    "masked": preview.layer.get_mask() is not None,
+                    "selected": [layer.get_name() for layer in image.get_selected_layers()]}))
         elif event.kind is nst_client.JobEventKind.RESULT:
             log.info("result %s", json.dumps({"early": event.early}))
 
@@ -175,7 +202,7 @@ def stylize(config, image, drawables, interactive):
 def run(procedure, run_mode, image, drawables, config, data):
     start_log()
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
-    if interactive and not nst_dialog.run_dialog(procedure, config):
+    if interactive and not nst_dialog.run_dialog(procedure, config, installed_endpoint()):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     if run_mode == Gimp.RunMode.WITH_LAST_VALS:
         nst_dialog.recall_style(config)

@@ -58,10 +58,11 @@ def _new_layer(image, source, name, width, height, layer_type, pixels, pixels_fo
 
 
 class PreviewLayer:
-    """The job's current image in a temporary layer above the source, scaled over it. Kept out of
-    the undo history (the undo stack is frozen around each change) and out of the image's
-    unsaved-changes state (an unchanged image stays clean: closing it asks nothing), and removed
-    at the end whatever happened, so that it leaves no trace."""
+    """The job's current image in one temporary layer above the source, scaled over it and masked
+    by the selection as the result will be. Kept out of the undo history (the undo stack is frozen
+    around each change) and out of the image's unsaved-changes state (an unchanged image stays
+    clean: closing it asks nothing); the user's selected layers stay selected (what they paint
+    meanwhile is theirs); removed at the end whatever happened, so that it leaves no trace."""
 
     def __init__(self, image: Gimp.Image, source: Gimp.Layer):
         self.image, self.source = image, source
@@ -71,22 +72,13 @@ class PreviewLayer:
     def show(self, width: int, height: int, pixels: bytes) -> None:
         if not still_there(self.image, self.source):
             return
-        gray = self.image.get_base_type() == Gimp.ImageBaseType.GRAY
-        layer_type = Gimp.ImageType.GRAY_IMAGE if gray else Gimp.ImageType.RGB_IMAGE
         clean = not self.image.is_dirty()
         self.image.undo_freeze()
-        Gimp.context_push()
         try:
-            layer = _new_layer(self.image, self.source, PREVIEW_NAME, width, height, layer_type,
-                               pixels, "R'G'B' u8")
-            Gimp.context_set_interpolation(Gimp.InterpolationType.LINEAR)  # fast: it is a preview
-            layer.scale(self.source.get_width(), self.source.get_height(), False)
-            layer.set_offsets(*self.source.get_offsets()[1:])
-            self._drop()  # after the new one is up: the canvas never flickers to the photo
-            layer.set_name(PREVIEW_NAME)  # GIMP numbered it while the old one was there
-            self.layer = layer
+            if self.layer is None or not self.layer.is_valid():
+                self.layer = self._make()
+            _scale_into(self.layer, width, height, pixels)
         finally:
-            Gimp.context_pop()
             self._thaw(clean)
         self.shown += 1
         Gimp.displays_flush()
@@ -97,33 +89,73 @@ class PreviewLayer:
         clean = not self.image.is_dirty()
         self.image.undo_freeze()
         try:
-            self._drop()
+            if self.layer.is_valid():
+                self.image.remove_layer(self.layer)
+            self.layer = None
         finally:
             self._thaw(clean)
         Gimp.displays_flush()
+
+    def _make(self) -> Gimp.Layer:
+        """The preview layer, over the source and masked like the result; the layers the user
+        had selected are selected again (inserting a layer selects it)."""
+        chosen = self.image.get_selected_layers()
+        gray = self.image.get_base_type() == Gimp.ImageBaseType.GRAY
+        layer = Gimp.Layer.new(self.image, PREVIEW_NAME, self.source.get_width(),
+                               self.source.get_height(),
+                               Gimp.ImageType.GRAY_IMAGE if gray else Gimp.ImageType.RGB_IMAGE,
+                               100.0, Gimp.LayerMode.NORMAL)
+        self.image.insert_layer(layer, self.source.get_parent(),
+                                self.image.get_item_position(self.source))
+        layer.set_offsets(*self.source.get_offsets()[1:])
+        _mask_by_selection(self.image, layer)
+        self.image.set_selected_layers(chosen)
+        return layer
 
     def _thaw(self, clean):
         self.image.undo_thaw()
         if clean:  # it was clean just before this change, which is not the user's work
             self.image.clean_all()
 
-    def _drop(self):
-        if self.layer is not None and self.layer.is_valid():
-            self.image.remove_layer(self.layer)
-        self.layer = None
+
+def _scale_into(layer: Gimp.Layer, width: int, height: int, pixels: bytes) -> None:
+    """RGB `pixels` of width x height, scaled (linear: it is a preview) over the whole layer."""
+    small = Gegl.Buffer.new("R'G'B' u8", 0, 0, width, height)
+    small.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B' u8", pixels)
+    graph = Gegl.Node()
+    source = graph.create_child("gegl:buffer-source")
+    source.set_property("buffer", small)
+    scale = graph.create_child("gegl:scale-size")
+    scale.set_property("x", float(layer.get_width()))
+    scale.set_property("y", float(layer.get_height()))
+    scale.set_property("sampler", Gegl.SamplerType.LINEAR)
+    write = graph.create_child("gegl:write-buffer")
+    buffer = layer.get_buffer()
+    write.set_property("buffer", buffer)
+    source.link(scale)
+    scale.link(write)
+    write.process()
+    buffer.flush()
+    layer.update(0, 0, layer.get_width(), layer.get_height())
+
+
+def _mask_by_selection(image: Gimp.Image, layer: Gimp.Layer) -> None:
+    """Mask `layer` by the selection, if there is one, leaving the layer (not its mask) active."""
+    if not Gimp.Selection.is_empty(image):
+        layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+        layer.set_edit_mask(False)
 
 
 def insert_result(image: Gimp.Image, source: Gimp.Layer, pixels: bytes, name: str) -> Gimp.Layer:
-    """The result as a new layer right above `source`: same size, offsets and type; masked by the
-    selection if there is one. One undo step."""
+    """The result as a new layer right above `source`, selected: same size, offsets and type;
+    masked by the selection if there is one. One undo step."""
     image.undo_group_start()
     try:
         layer = _new_layer(image, source, name, source.get_width(), source.get_height(),
                            source.type(), pixels, pixel_format(source))
         layer.set_offsets(*source.get_offsets()[1:])
         layer.update(0, 0, source.get_width(), source.get_height())
-        if not Gimp.Selection.is_empty(image):
-            layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+        _mask_by_selection(image, layer)
     finally:
         image.undo_group_end()
     Gimp.displays_flush()

@@ -25,9 +25,9 @@ log = logging.getLogger("neural-style")
 
 def add_arguments(procedure: Gimp.Procedure) -> None:
     knobs = nst_settings.KNOBS
-    procedure.add_file_argument("style-file", "St_yle image", "The painting whose look to give "
-                                "the layer (PNG, JPEG, WebP, TIFF)", Gimp.FileChooserAction.OPEN,
-                                False, None, RW)
+    procedure.add_file_argument("style-file", "_Painting", "The painting whose look to give "
+                                "the layer (PNG, JPEG, WebP, TIFF, BMP, GIF)",
+                                Gimp.FileChooserAction.OPEN, False, None, RW)
     procedure.add_file_argument("style-file-2", "Second pain_ting (optional)", "A second "
                                 "painting to blend with the first", Gimp.FileChooserAction.OPEN,
                                 True, None, RW)
@@ -46,11 +46,11 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
     preserve = knobs["preserve_colors"]
     procedure.add_boolean_argument("preserve-colors", "_Keep the photo's colors", preserve.help,
                                    preserve.default, RW)
-    procedure.add_boolean_argument("full-size", "Paint every pixel (_full size)", "On: the "
-                                   "layer is painted at its own size, whatever the computer (slow "
-                                   "without a graphics card). Off: as much detail as this computer "
-                                   "gives in reasonable time (with a graphics card, full size)",
-                                   False, RW)
+    procedure.add_boolean_argument("full-size", "Work at the layer's _full size", "On: the "
+                                   "painting is made at the layer's own size, whatever the computer "
+                                   "(slow without a graphics card). Off: as much detail as this "
+                                   "computer gives in reasonable time (with a graphics card, full "
+                                   "size); the whole layer is painted either way", False, RW)
     procedure.add_boolean_argument("live-preview", "Show the painting as it for_ms",
                                    "Show the painting so far on the canvas while it is made, in "
                                    "a temporary layer", True, RW)
@@ -61,8 +61,8 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
     seed = knobs["seed"]
     procedure.add_int_argument("seed", "Random s_eed", seed.help, seed.low, seed.high,
                                seed.default, RW)
-    procedure.add_string_argument("endpoint", "Ser_ver address", "Where the Neural Style server "
-                                  "listens (tcp://HOST:PORT); empty: the installed setting", "", RW)
+    procedure.add_string_argument("endpoint", "Ser_ver address", "Leave empty for the server "
+                                  "the installer set up; tcp://HOST:PORT for another one", "", RW)
 
 
 def _presets():
@@ -83,11 +83,12 @@ def settings_from(config: Gimp.ProcedureConfig) -> dict:
             "seed": config.get_property("seed")}
 
 
-def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
-    """Show the dialog; True once the user pressed OK. The chosen style file is remembered even
-    on Cancel (GIMP keeps a procedure's values only after a successful run)."""
+def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installed_endpoint: str) -> bool:
+    """Show the dialog; True once the user pressed OK (which waits for a painting). The chosen
+    painting is remembered even on Cancel (GIMP keeps a procedure's values only after a
+    successful run). `installed_endpoint`: the server address an empty Server address means."""
     gi.require_version("GimpUi", "3.0")
-    from gi.repository import GimpUi
+    from gi.repository import GimpUi, Gtk
     GimpUi.init(procedure.get_name())
     recall_style(config, over_gimps=True)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Neural Style")
@@ -95,32 +96,64 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
     dialog.fill_box("advanced-box", ADVANCED)
     dialog.fill_expander("advanced", "advanced-label", False, "advanced-box")
     dialog.set_sensitive("size", True, config, "custom-size", False)
-    mix, following = _mix_follows_second_painting(dialog, config)
-    filtered = all([_images_only(dialog.get_widget(name, GimpUi.FileChooser.__gtype__))
-                    for name in ("style-file", "style-file-2")])
+    first, second = (dialog.get_widget(name, GimpUi.FileChooser.__gtype__)
+                     for name in ("style-file", "style-file-2"))
+    mix = dialog.get_widget("style-mix", GObject.TYPE_NONE)
+    filtered = all([_images_only(first), _images_only(second)])
+    thumbnail = _thumbnail_beside(first)
+    _descendant(dialog.get_widget("endpoint", GObject.TYPE_NONE), Gtk.Entry).set_placeholder_text(
+        f"empty: {installed_endpoint}")
+
+    def follow_paintings():
+        painting = config.get_property("style-file")
+        dialog.set_response_sensitive(Gtk.ResponseType.OK, painting is not None)
+        _show_thumbnail(thumbnail, painting)
+        one_only = config.get_property("preset") == nst_settings.ONE_PAINTING_PRESET
+        second.set_sensitive(not one_only)
+        mix.set_sensitive(not one_only and config.get_property("style-file-2") is not None)
+
+    following = [config.connect(f"notify::{name}", lambda *_: follow_paintings())
+                 for name in ("style-file", "style-file-2", "preset")]
     dialog.fill(MAIN + ["advanced"])
+    follow_paintings()
     if log.isEnabledFor(logging.INFO):
-        log.info("dialog %s", json.dumps(dict(_layout(dialog), images_only=filtered,
-                                              mix_sensitive=mix.get_sensitive())))
+        log.info("dialog %s", json.dumps(dict(
+            _layout(dialog), images_only=filtered, mix_sensitive=mix.get_sensitive(),
+            ok_sensitive=config.get_property("style-file") is not None,
+            thumbnail=_size_of(thumbnail), second_sensitive=second.get_sensitive())))
     accepted = dialog.run()
-    config.disconnect(following)  # the slider goes with the dialog; the config stays
+    for handler in following:  # the widgets go with the dialog; the config stays
+        config.disconnect(handler)
     dialog.destroy()
     remember_style(config)
     return accepted
 
 
-def _mix_follows_second_painting(dialog, config):
-    """The Mix slider, greyed out while there is no second painting to mix in (set_sensitive
-    follows boolean properties only, so this follows the file property itself); with the
-    handler's id."""
-    mix = dialog.get_widget("style-mix", GObject.TYPE_NONE)
+THUMBNAIL_SIDE = 48  # px: the chosen painting beside its chooser, about two rows of the dialog
 
-    def follow(*_):
-        mix.set_sensitive(config.get_property("style-file-2") is not None)
 
-    following = config.connect("notify::style-file-2", follow)
-    follow()
-    return mix, following
+def _thumbnail_beside(chooser):
+    """An image at the end of the chooser's row (a GimpFileChooser is a box), for the painting."""
+    from gi.repository import Gtk
+    thumbnail = Gtk.Image()
+    if isinstance(chooser, Gtk.Box):
+        chooser.pack_end(thumbnail, False, False, 0)
+        thumbnail.show()
+    return thumbnail
+
+
+def _show_thumbnail(thumbnail, painting):
+    from gi.repository import GdkPixbuf
+    try:
+        thumbnail.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_size(
+            painting.get_path(), THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    except Exception:  # no painting, or not an image: no thumbnail
+        thumbnail.clear()
+
+
+def _size_of(thumbnail):
+    pixbuf = thumbnail.get_pixbuf() if thumbnail.get_parent() is not None else None
+    return [pixbuf.get_width(), pixbuf.get_height()] if pixbuf is not None else None
 
 
 def _layout(dialog):
@@ -138,29 +171,37 @@ def _layout(dialog):
     return {"labels": labels, "expanders": expanders}
 
 
+def _descendant(widget, kind):
+    """The first widget of class `kind` in `widget`'s tree (itself included), or None."""
+    from gi.repository import Gtk
+    todo = [widget]
+    while todo:
+        widget = todo.pop(0)
+        if isinstance(widget, kind):
+            return widget
+        todo.extend(widget.get_children() if isinstance(widget, Gtk.Container) else [])
+    return None
+
+
 def _images_only(chooser):
     """Filter the style chooser to images and give it a thumbnail preview, where the widget GIMP
     made holds a GTK file chooser (it does for OPEN; nothing is lost otherwise). True if so."""
     from gi.repository import GdkPixbuf, Gtk
-    found = [chooser]
-    while found and not isinstance(found[0], Gtk.FileChooser):
-        widget = found.pop(0)
-        found.extend(widget.get_children() if isinstance(widget, Gtk.Container) else [])
-    if not found:
+    button = _descendant(chooser, Gtk.FileChooser)
+    if button is None:
         return False
-    button = found[0]
     images = Gtk.FileFilter()
     images.set_name("Images")
     images.add_pixbuf_formats()
     button.add_filter(images)
     button.set_filter(images)
-    thumbnail = Gtk.Image()
-    button.set_preview_widget(thumbnail)
+    preview = Gtk.Image()
+    button.set_preview_widget(preview)
 
     def update(_chooser):
         path = button.get_preview_filename()
         try:
-            thumbnail.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_size(path, 160, 160))
+            preview.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_size(path, 160, 160))
             button.set_preview_widget_active(True)
         except Exception:  # not an image (or a folder): no thumbnail
             button.set_preview_widget_active(False)

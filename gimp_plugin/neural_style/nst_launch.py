@@ -3,6 +3,11 @@ started without a console window on Windows, and for what to say inside a Flatpa
 cannot start programs on the host. Standard library only (GIMP's Python and the server use it)."""
 import os
 
+try:
+    from . import nst_protocol as protocol
+except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
+    import nst_protocol as protocol  # type: ignore[import-not-found, no-redef]
+
 # Windows process-creation flags (subprocess defines them only on Windows).
 DETACHED_PROCESS = 0x00000008
 CREATE_NEW_PROCESS_GROUP = 0x00000200
@@ -30,11 +35,15 @@ def background_options(platform: str) -> dict:
 
 
 def how_to_start(endpoint: str, command: list[str], flatpak: bool) -> str:
-    """What to tell a user whose server is not running at `endpoint`."""
-    start = f"    {' '.join(command or ['nst-server'])} start --endpoint {endpoint}"
+    """What to tell a user whose server is not running at `endpoint`: the command on a line of its
+    own, as short as it can be (GIMP's message box wraps long lines, even inside an address)."""
+    words = [*(command or ["nst-server"]), "start"]
+    if endpoint != protocol.DEFAULT_ENDPOINT:
+        words += ["--endpoint", endpoint]
+    start = f"\n\n{' '.join(words)}\n\n"
     if flatpak:
         return ("The Neural Style server is not running, and GIMP (a Flatpak) cannot start it: "
                 "its sandbox cannot run programs on your computer. Open a terminal (outside GIMP) "
-                f"and run:\n{start}\nthen run the filter again.")
-    return (f"The Neural Style server is not running at {endpoint}. Start it with:\n{start}\n"
+                f"and run:{start}then run the filter again.")
+    return (f"The Neural Style server is not running at {endpoint}. Start it in a terminal:{start}"
             "then run the filter again.")

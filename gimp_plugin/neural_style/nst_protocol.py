@@ -29,6 +29,10 @@ REQUESTS_PER_SECOND = 50            # per connection, sustained (bursts of twice
 MAX_PREVIEW_SIDE = 1024     # longest side of a preview a client may ask for
 DEFAULT_PREVIEW_SIDE = 512
 MIN_PREVIEW_SECONDS = 0.25  # the fastest preview rate a client may ask for
+# What a style frame may be: the only decoders the server lets client bytes reach (Pillow's others
+# include EPS, which runs Ghostscript), each with the signatures its files start with.
+STYLE_FORMATS = {"PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "WEBP": (b"RIFF",),
+                 "TIFF": (b"II*\x00", b"MM\x00*"), "BMP": (b"BM",), "GIF": (b"GIF87a", b"GIF89a")}
 
 # Requests (client -> server) and the least and most binary frames each carries.
 REQUEST_FRAMES = {"ping": (0, 0), "info": (0, 0), "submit": (2, 1 + MAX_STYLES),
@@ -68,6 +72,20 @@ def parse_endpoint(endpoint):
         raise ValueError(f"endpoint {endpoint!r} is not tcp://HOST:PORT")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     return ("0.0.0.0" if host == "*" else host), int(port)
+
+
+def style_format(head):
+    """The STYLE_FORMATS name of a file starting with the bytes `head` (its first 12), or None."""
+    for name, signatures in STYLE_FORMATS.items():
+        if head.startswith(signatures) and (name != "WEBP" or head[8:12] == b"WEBP"):
+            return name
+    return None
+
+
+def formats_in_words():
+    """"PNG, JPEG, WEBP, TIFF, BMP or GIF"."""
+    names = list(STYLE_FORMATS)
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def encode(msg_type, frames=(), **fields):

@@ -9,6 +9,7 @@ import math
 
 PRESETS = ("fast", "balanced", "best", "painterly", "paper")
 DEFAULT_PRESET = "balanced"
+ONE_PAINTING_PRESET = "painterly"  # matches one painting's features: a second is not mixed in
 # What each preset is called where artists choose it (the GIMP dialog), with its one-line tip.
 PRESET_LABELS = {
     "fast": ("Quick look", "A rough first impression, to try a painting on this photo"),

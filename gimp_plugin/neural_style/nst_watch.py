@@ -26,7 +26,8 @@ def describe(event: nst_client.JobEvent) -> tuple[str, float | None] | None:
     """(status text, fraction of the work done or None) for an event worth showing."""
     kind = event.kind
     if kind is nst_client.JobEventKind.PROGRESS:
-        return f"Painting: {time_left(event.remaining or 0)}", event.fraction
+        left = "estimating the time left" if event.remaining is None else time_left(event.remaining)
+        return f"Painting: {left}", event.fraction
     if kind in (nst_client.JobEventKind.ACCEPTED, nst_client.JobEventKind.QUEUED):
         if event.position:
             ahead = "1 job" if event.position == 1 else f"{event.position} jobs"

@@ -325,7 +325,9 @@ report["dirty"] = image.is_dirty()
 layers = image.get_layers()
 report["layers"] = [{"name": l.get_name(), "size": [l.get_width(), l.get_height()],
                      "offsets": list(l.get_offsets()[1:]), "mask": l.get_mask() is not None,
-                     "alpha": l.has_alpha(), "type": l.type().value_nick} for l in layers]
+                     "edit_mask": l.get_edit_mask(), "alpha": l.has_alpha(),
+                     "type": l.type().value_nick} for l in layers]
+report["selected"] = [l.get_name() for l in image.get_selected_layers()]
 report["base_type"] = image.get_base_type().value_nick
 for index, l in enumerate(layers):
     single = Gimp.Image.new(l.get_width(), l.get_height(), image.get_base_type())
