@@ -1,4 +1,5 @@
-"""`nst-stylize CONTENT STYLE [STYLE ...] -o OUT`: the engine from a terminal, with a progress bar.
+"""`nst-stylize CONTENT STYLE [STYLE ...] -o OUT`: the engine from a terminal, with a progress bar;
+`--region MASK=PAINTING` (repeatable) paints each part of the picture in its own painting.
 
 Option names are a public API shared with the GIMP plug-in's arguments (nst_settings.KNOBS).
 Usage errors (missing file, not an image, bad value) print one line and exit with status 2.
@@ -8,6 +9,7 @@ import os
 import sys
 import time
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from neural_style import nst_settings
@@ -33,7 +35,8 @@ def build_parser():
         "transfer, Gatys et al.). The result has CONTENT's size; alpha is kept.")
     parser.add_argument("content", nargs="?", help="the image to repaint")
     parser.add_argument("style", nargs="*", help="the painting whose style to use; several are "
-                        "blended (see --style-weights)")
+                        "blended (see --style-weights); with --region, one for the rest of the "
+                        "picture, or none to keep it")
     parser.add_argument("-o", "--output", help="where to write the result (PNG, JPEG, WebP, TIFF)")
     parser.add_argument("--demo", action="store_true", help="stylize a bundled photo with a "
                         f"bundled painting (offline); writes {DEMO_OUTPUT} unless -o is given")
@@ -46,6 +49,10 @@ def build_parser():
         parser.add_argument(knob.option, default=knob.default, **kwargs)
     parser.add_argument("--style-weights", type=_weights, metavar="W1,W2,...",
                         help="each painting's weight in a blend, e.g. 0.7,0.3 (default: equal)")
+    parser.add_argument("--region", action="append", type=_region, default=[],
+                        metavar="MASK=PAINTING", help="paint where the mask image is white (over "
+                        "50 %%) in this painting (repeatable: a painting per part of the picture; "
+                        "a later mask wins where they overlap)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--weights", default="original", help="VGG19 weights: original (bundled, "
                         "offline), torchvision (downloads 548 MB once) or a state-dict file")
@@ -72,6 +79,13 @@ def _weights(text):
         raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
 
 
+def _region(text):
+    mask, _, painting = text.partition("=")
+    if not mask or not painting:
+        raise argparse.ArgumentTypeError(f"must be MASK=PAINTING, got {text!r}")
+    return mask, painting
+
+
 def _number(text):
     try:
         return float(text)
@@ -84,8 +98,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         content, styles, output = _inputs(args, parser)
+        regions = None
+        if args.region:
+            styles, regions = _regions(args, content, styles)
         settings = {name: getattr(args, name) for name in nst_settings.KNOBS}
-        result = _run(args, content, styles, settings)
+        result = _run(args, content, styles, settings, regions)
         result.save(output)
     except (InputError, OSError) as exc:
         print(f"nst-stylize: error: {exc}", file=sys.stderr)
@@ -105,8 +122,11 @@ def _inputs(args, parser):
     if args.demo:
         from .samples import painting, photo
         return photo("chelsea"), [painting("swirls")], args.output or DEMO_OUTPUT
-    if not (args.content and args.style and args.output):
+    if not (args.content and (args.style or args.region) and args.output):
         parser.error("CONTENT, STYLE and -o OUT are required (or --demo)")
+    if args.region and (len(args.style) > 1 or args.style_weights is not None):
+        raise InputError("--region: give at most one STYLE (for the rest of the picture), "
+                         "without --style-weights")
     if os.path.splitext(args.output)[1].lower() not in Image.registered_extensions():
         raise InputError(f"output {args.output}: unknown image format (use .png, .jpg, .webp, .tif)")
     if args.style_weights is not None:
@@ -131,16 +151,34 @@ def _open(path, role):
         raise InputError(f"{role} image {path}: too many pixels ({exc})") from None
 
 
-def _run(args, content, styles, settings):
+def _regions(args, content, rest):
+    """The paintings and the label map of --region: label 0 is the rest of the picture (the one
+    STYLE, or kept), label i the i-th mask's part."""
+    from .regions import Regions
+    labels = np.zeros((content.height, content.width), np.uint8)
+    paintings = list(rest)
+    for number, (mask_path, painting_path) in enumerate(args.region, start=1):
+        mask = _open(mask_path, "region mask").convert("L")
+        if mask.size != content.size:
+            mask = mask.resize(content.size, Image.Resampling.BILINEAR)
+        labels[np.asarray(mask) >= 128] = number
+        paintings.append(_open(painting_path, "region painting"))
+    first = len(rest)
+    return paintings, Regions(labels, (0 if rest else None,
+                                       *range(first, first + len(args.region))))
+
+
+def _run(args, content, styles, settings, regions=None):
     bar = None if args.quiet else ProgressBar()
     if args.server:
         from .remote import stylize_remote
-        return stylize_remote(args.server, content, styles, settings, args.style_weights, bar)
+        return stylize_remote(args.server, content, styles, settings, args.style_weights, bar,
+                              regions)
     from .engine import Stylizer
     stylizer = Stylizer(weights=args.weights, device=args.device)
     try:
         return stylizer.stylize(content, styles, settings, on_progress=bar,
-                                style_weights=args.style_weights)
+                                style_weights=args.style_weights, regions=regions)
     finally:
         if bar:
             bar.close()

@@ -30,10 +30,14 @@ from .errors import InputError, Stopped
 from .images import (MIN_SIDE, ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
                      match_luminance, match_palette, recolor, split_alpha, to_pil, to_tensor)
 from .neighbours import MATCH_BLEND, neighbour_targets
-from .objective import Anchor, ByLayer, Objective, Weights, features_by_block, grams_by_block, split
+from .objective import (Anchor, ByLayer, GuidedStyle, Objective, Weights, features_by_block,
+                        grams_by_block, split)
 from .plans import Level, plan
+from .regions import Regions, composite
+from .regions import check as check_regions
+from .regions import guides as region_guides
 from .presets import CONTENT_LAYER, Preset, Run, resolve
-from .vgg import CAFFE_UNITS, VGG19Features, denormalize, load_vgg19, normalize
+from .vgg import CAFFE_UNITS, PAINTING_PADDING, VGG19Features, denormalize, load_vgg19, normalize
 
 STYLE_CACHE_ENTRIES = 16  # each holds five ByLayer, at most ~2.7 MB
 PREVIEW_SIDE = MAX_PREVIEW_SIDE  # previews are for a screen, whatever the image's size
@@ -62,6 +66,7 @@ class Job:
     styles: KeyedStyles
     run: Run
     start: Image.Image | None  # the palette start, where the preset asks for it
+    regions: Regions | None    # a painting per part of the picture (regions.py), or one for all
 
 
 class Stylizer:
@@ -94,7 +99,7 @@ class Stylizer:
 
     def load(self) -> None:
         """Load the weights onto the device (InputError if they cannot be used)."""
-        self._vgg = load_vgg19(self.weights).to(self.device).eval()
+        self._vgg = load_vgg19(self.weights, padding=PAINTING_PADDING).to(self.device).eval()
 
     def unload(self) -> None:
         """Free the model, its variants and the style cache (an idle server's memory); the next
@@ -113,39 +118,56 @@ class Stylizer:
                 should_stop: Callable[[], bool] | None = None,
                 should_finish: Callable[[], bool] | None = None,
                 style_weights: Sequence[float] | None = None,
-                recipe: Preset | None = None) -> Image.Image:
+                recipe: Preset | None = None, regions: Regions | None = None) -> Image.Image:
         """Return `content` repainted in the style of `style` — one painting, or several blended
         by `style_weights` (default equal) — at the content's size and with its alpha.
         `settings`: nst_settings.KNOBS names (a bad one raises InputError); `recipe`: a preset
-        outside the table to apply them over (benchmarks' baselines).
+        outside the table to apply them over (benchmarks' baselines). `regions`: instead of a
+        blend, each part of the picture in its own painting (or kept), see regions.py.
         Polled before every iteration: once `should_stop()` is true, Stopped is raised; once
         `should_finish()` is, the current image is the result (the user judged it done)."""
         run = resolve(settings or {}, self.profile.working_size, recipe)
         content_rgb, alpha = split_alpha(as_pil(content))
         styles = blend(style, style_weights)
-        if run.preset.neighbours and len(styles) > 1:
+        if run.preset.neighbours and (len(styles) > 1 or regions is not None):
             raise InputError("the painterly quality paints with one painting: choose another "
-                             "quality to mix two")
+                             "quality to mix two or to paint regions")
+        if regions is not None:
+            if style_weights is not None:
+                raise InputError("regions: each region has its own painting; style weights "
+                                 "do not apply")
+            check_regions(regions, content_rgb.size, len(styles))
         start = None
         if run.preserve_colors:
             styles = [(match_luminance(image, content_rgb), share) for image, share in styles]
         elif run.preset.palette:
-            start = match_palette(content_rgb, styles)
-        work = self._optimize(content_rgb, styles, run, start, on_progress, should_stop,
+            start = self._palette_start(content_rgb, styles, regions)
+        work = self._optimize(content_rgb, styles, run, start, regions, on_progress, should_stop,
                               should_finish or (lambda: False))
         return finish(work, content_rgb, alpha, run.preserve_colors)
+
+    @staticmethod
+    def _palette_start(content: Image.Image, styles: Blend, regions: Regions | None) -> Image.Image:
+        """The photo in the paintings' colours; with regions, each region in its own painting's
+        (a region without one keeps the photo's)."""
+        if regions is None:
+            return match_palette(content, styles)
+        return composite(regions, [None if index is None else
+                                   match_palette(content, [(styles[index][0], 1.0)])
+                                   for index in regions.paintings], content)
 
     # -- the optimization ------------------------------------------------------------------------
 
     def _optimize(self, content: Image.Image, styles: Blend, run: Run, start: Image.Image | None,
-                  on_progress: Callable[[Progress], None] | None,
+                  regions: Regions | None, on_progress: Callable[[Progress], None] | None,
                   should_stop: Callable[[], bool] | None,
                   should_finish: Callable[[], bool]) -> Image.Image:
         """Coarse to fine over the run's plan, from `start` (or the run's init) towards `content`'s
         features; return the finest level's result (or, once should_finish(), the current one)."""
         job = Job(self._model(torch.float32 if run.preset.exact_fp32 else self.profile.dtype),
                   luminance_rgb(content) if run.preserve_colors else content,
-                  [(image, image_digest(image), share) for image, share in styles], run, start)
+                  [(image, image_digest(image), share) for image, share in styles], run, start,
+                  regions)
         levels = plan(run, job.content.size, self.profile)
         clock = WorkClock(levels)
 
@@ -176,9 +198,9 @@ class Stylizer:
         if run.preset.neighbours:
             objective = self._neighbour_objective(job, level, target, x.detach(), previous is None)
         else:
+            whole, guided = self._style_terms(job, level.size)
             objective = Objective(vgg, weights_of(run), self._content_features(target, run, vgg, level),
-                                  self._style_targets(job.styles, level.size, run, vgg),
-                                  list(level.blocks), self._anchor(job.styles, level, run, vgg))
+                                  whole, list(level.blocks), self._anchor(job, level), guided)
         del target
         detail = level.anchor is not None
         optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes, detail=detail)
@@ -255,14 +277,28 @@ class Stylizer:
             x = target.clone()
         return x.requires_grad_(True)
 
-    def _anchor(self, styles: KeyedStyles, level: Level, run: Run,
-                vgg: VGG19Features) -> Anchor | None:
+    def _anchor(self, job: Job, level: Level) -> Anchor | None:
         """The style-only objective at the scale below a detail scale (objective.Anchor)."""
         if level.anchor is None:
             return None
-        weights = replace(weights_of(run), content=0.0, tv=0.0, content_layers={})
-        return Anchor(Objective(vgg, weights, {}, self._style_targets(styles, level.anchor, run, vgg),
-                                list(level.anchor_blocks)), level.anchor)
+        weights = replace(weights_of(job.run), content=0.0, tv=0.0, content_layers={})
+        whole, guided = self._style_terms(job, level.anchor)
+        return Anchor(Objective(job.vgg, weights, {}, whole, list(level.anchor_blocks),
+                                regions=guided), level.anchor)
+
+    def _style_terms(self, job: Job, size: tuple[int, int]) -> tuple[ByLayer, list[GuidedStyle]]:
+        """What the style term matches for an image of `size`: the whole picture against the
+        (blended) paintings; or, with regions, each painted region's guided Grams against its
+        own painting's."""
+        run, vgg = job.run, job.vgg
+        if job.regions is None:
+            return self._style_targets(job.styles, size, run, vgg), []
+        terms = []
+        for index, guide in region_guides(job.regions, size, list(run.preset.style_layers),
+                                          self.device):
+            image, key, _ = job.styles[index]
+            terms.append(GuidedStyle(self._style_grams(image, key, size, run, vgg), guide))
+        return {}, terms
 
     def _style_targets(self, styles: KeyedStyles, size: tuple[int, int],
                        run: Run, vgg: VGG19Features) -> ByLayer:

@@ -1,6 +1,7 @@
 """A fixed yardstick for results, independent of any preset's weights.
 
-Same VGG19 as the engine, float32, at a fixed evaluation size: style loss is the mean over
+The engine's VGG19 weights as trained (zero padding, whatever the engine paints with), float32,
+at a fixed evaluation size: style loss is the mean over
 relu1_1..relu5_1 (equal weights) of the squared difference of Grams normalized by C*H*W; content
 loss is the mean squared difference of relu4_2 activations. Used by the benchmark and by tests.
 """
@@ -11,14 +12,16 @@ from PIL import Image
 from .images import as_pil, fit_size, image_digest, lab_pixels, split_alpha, to_tensor
 from .losses import gram
 from .presets import CONTENT_LAYER, STYLE_LAYERS
-from .vgg import normalize
+from .vgg import load_vgg19, normalize
 
 EVALUATION_SIZE = 256
 
 
 class Evaluator:
-    def __init__(self, stylizer, size=EVALUATION_SIZE):
-        self.vgg, self.device, self.size = stylizer.vgg, stylizer.device, size
+    def __init__(self, stylizer, size=EVALUATION_SIZE, padding="zeros"):
+        """`padding`: the fixed yardstick's zeros, or the engine's (to see what it optimizes)."""
+        self.device, self.size = stylizer.device, size
+        self.vgg = load_vgg19(stylizer.weights, padding=padding).to(self.device).eval()
         self._style_cache = {}
 
     def style_loss(self, image, style):

@@ -18,6 +18,8 @@ class Job:
     settings: dict
     preview_seconds: float     # 0: no previews
     preview_side: int
+    regions: list[int | None] | None = None  # per label, its painting (index) or None: kept
+    labels: bytes | None = None  # the label map, a byte per pixel, with `regions`
     # Unguessable: `id` names the job in the stream and the log; `token`, given only to the
     # submitter, lets another connection of theirs cancel it.
     id: str = field(default_factory=lambda: f"job-{secrets.token_hex(8)}")

@@ -29,9 +29,9 @@ def content_sum(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def style_loss(grams: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
                weights: Mapping[str, float], term: StyleTerm,
-               positions: Mapping[str, int]) -> torch.Tensor:
+               positions: Mapping[str, float]) -> torch.Tensor:
     """Weighted Gram differences over the style layers, from normalized Grams; `positions`: each
-    layer's h*w over the whole image.
+    layer's h*w over the whole image (a region's guide mass, for a guided Gram).
 
     term "normalized": mean((G/chw - S/chw)^2), comparable across layers and image sizes.
     term "paper": the reference code's mean((G - S)^2) / (d*h*w) on unnormalized Grams, which is

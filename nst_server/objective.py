@@ -11,7 +11,7 @@ so a block's core activations equal the whole image's: no seams, and the same lo
 one pass (tests/test_objective.py). One block (a small image) is the plain one-pass case.
 """
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -101,27 +101,68 @@ def features_by_block(vgg: VGG19Features, image: torch.Tensor, layers: list[str]
         return out
 
 
+@dataclass(frozen=True)
+class GuidedStyle:
+    """A region's style term (regions.py): its painting's Grams, matched by the Grams of the
+    picture's features weighted by the region's guide, normalized by the guide's mass (so a
+    guide of ones is the plain Gram)."""
+    grams: ByLayer
+    guide: ByLayer  # per style layer: [1, 1, h, w], that layer's whole map
+
+
 def grams_by_block(vgg: VGG19Features, image: torch.Tensor, layers: list[str],
                    blocks: list[Block]) -> tuple[ByLayer, dict[str, int]]:
     """The whole image's normalized Grams of `layers` and each layer's position count."""
+    sums, masses = gram_sums_by_block(vgg, image, layers, blocks, [None])
+    return ({n: sums[0][n] / (sums[0][n].shape[0] * masses[0][n]) for n in layers},
+            {n: int(masses[0][n]) for n in layers})
+
+
+def gram_sums_by_block(vgg: VGG19Features, image: torch.Tensor, layers: list[str],
+                       blocks: list[Block], guides: list[ByLayer | None]
+                       ) -> tuple[list[ByLayer], list[dict[str, float]]]:
+    """Per guide (None: unweighted), each layer's F·Fᵀ of the guide-weighted features over the
+    whole image, and the guide's mass there (Σ m², or the position count)."""
     with torch.no_grad():
-        sums: ByLayer = {}
-        positions = dict.fromkeys(layers, 0)
+        sums: list[ByLayer] = [{} for _ in guides]
         for block, feats in _forward(vgg, image, layers, blocks):
             for name in layers:
-                core = block.core_of(feats[name], name)
-                sums[name] = sums.get(name, 0) + gram_sum(core)
-                positions[name] += core.shape[-2] * core.shape[-1]
-        return ({n: sums[n] / (sums[n].shape[0] * positions[n]) for n in layers}, positions)
+                for index, guide in enumerate(guides):
+                    weighted = _guided(block, feats[name], name, guide)
+                    sums[index][name] = sums[index].get(name, 0) + gram_sum(weighted)
+        return sums, [_masses(guide, positions(image, layers)) for guide in guides]
+
+
+def positions(image: torch.Tensor, layers: list[str]) -> dict[str, int]:
+    """Each layer's position count over the whole image."""
+    return {n: (image.shape[-2] // layer_stride(n)) * (image.shape[-1] // layer_stride(n))
+            for n in layers}
+
+
+def _masses(guide: ByLayer | None, positions: dict[str, int]) -> dict[str, float]:
+    if guide is None:
+        return {n: float(count) for n, count in positions.items()}
+    return {n: float(guide[n].float().pow(2).sum()) for n in positions}
+
+
+def _guided(block: Block, features: torch.Tensor, name: str,
+            guide: ByLayer | None) -> torch.Tensor:
+    """The block's core activations of `name`, weighted by the guide's (if any) over the core."""
+    core = block.core_of(features, name)
+    return core if guide is None else core * block.core_in(guide[name], name)
 
 
 class Objective:
-    """The loss of one scale for images of one shape, over fixed blocks."""
+    """The loss of one scale for images of one shape, over fixed blocks. The style term: the
+    whole picture against `style_grams` (none if empty), plus each of `regions`' guided terms."""
 
     def __init__(self, vgg: VGG19Features, weights: Weights, content_features: ByLayer,
-                 style_grams: ByLayer, blocks: list[Block], anchor: "Anchor | None" = None):
+                 style_grams: ByLayer, blocks: list[Block], anchor: "Anchor | None" = None,
+                 regions: Sequence[GuidedStyle] = ()):
         self.vgg, self.weights, self.blocks = vgg, weights, blocks
-        self.content_features, self.style_grams = content_features, style_grams
+        self.content_features = content_features
+        self.styles: list[tuple[ByLayer, ByLayer | None]] = (
+            [(style_grams, None)] if style_grams else []) + [(r.grams, r.guide) for r in regions]
         self.anchor = anchor
         self.layers = list(dict.fromkeys([*weights.content_layers, *weights.style_layers]))
 
@@ -158,22 +199,28 @@ class Objective:
         terms["total"] = w.content * terms["content"] + w.style * terms["style"] + w.tv * terms["tv"]
         return terms
 
+    def _style_layers(self) -> list[str]:
+        return list(self.weights.style_layers) if self.styles else []
+
     def _one_pass(self, x: torch.Tensor) -> dict[str, float]:
+        block, layers = self.blocks[0], self._style_layers()
         with torch.enable_grad():
             feats = self.vgg(x, self.layers)
-            positions = {n: f.shape[-2] * f.shape[-1] for n, f in feats.items()}
-            grams = {n: gram_sum(feats[n]) / (feats[n].shape[1] * positions[n])
-                     for n in self.weights.style_layers}
-            style = style_loss(grams, self.style_grams, self.weights.style_layers,
-                               self.weights.style_term, positions)
-            content = self._content(feats, self.blocks[0])
+            style = torch.zeros(())
+            for grams_to_match, guide in self.styles:
+                masses = _masses(guide, positions(x, layers))
+                grams = {n: gram_sum(_guided(block, feats[n], n, guide)) / (feats[n].shape[1] * masses[n])
+                         for n in layers}
+                style = style.to(x.device) + style_loss(grams, grams_to_match, self.weights.style_layers,
+                                                        self.weights.style_term, masses)
+            content = self._content(feats, block)
             (self.weights.style * style + self.weights.content * content).backward()
         return {"content": float(content.detach()), "style": float(style.detach())}
 
     def _two_passes(self, x: torch.Tensor) -> dict[str, float]:
         detached = x.detach()
-        style_layers = list(self.weights.style_layers)
-        gram_grads, style = self._gram_gradients(detached, style_layers) if style_layers else ({}, 0.0)
+        style_layers = self._style_layers()
+        gram_grads, style = self._gram_gradients(detached, style_layers) if style_layers else ([], 0.0)
         assert x.grad is not None
         content = 0.0
         for block in self.blocks:
@@ -181,7 +228,8 @@ class Objective:
             with torch.enable_grad():
                 feats = self.vgg(patch, self.layers)
                 # gradient of sum(D * F Fᵀ) is the global loss's gradient through this block
-                surrogate = sum(torch.sum(gram_grads[n] * gram_sum(block.core_of(feats[n], n)))
+                surrogate = sum(torch.sum(grads[n] * gram_sum(_guided(block, feats[n], n, guide)))
+                                for (_, guide), grads in zip(self.styles, gram_grads)
                                 for n in style_layers)
                 block_content = self._content(feats, block)
                 (surrogate + self.weights.content * block_content).backward()
@@ -191,17 +239,22 @@ class Objective:
         return {"content": content, "style": float(style)}
 
     def _gram_gradients(self, detached: torch.Tensor,
-                        style_layers: list[str]) -> tuple[ByLayer, float]:
-        """Pass 1: the whole image's Grams over the blocks, then d(style loss)/d(F·Fᵀ) per layer
-        (on c x c matrices only) and the style loss."""
-        grams, positions = grams_by_block(self.vgg, detached, style_layers, self.blocks)
-        with torch.enable_grad():
-            leaves = {n: g.requires_grad_(True) for n, g in grams.items()}
-            style = style_loss(leaves, self.style_grams, self.weights.style_layers,
-                               self.weights.style_term, positions)
-            (self.weights.style * style).backward()
-        return ({n: _grad(leaves[n]) / (leaves[n].shape[0] * positions[n]) for n in style_layers},
-                float(style.detach()))
+                        style_layers: list[str]) -> tuple[list[ByLayer], float]:
+        """Pass 1: each style term's Grams of the whole image over the blocks, then d(style
+        loss)/d(F·Fᵀ) per term and layer (on c x c matrices only), and the style loss."""
+        guides = [guide for _, guide in self.styles]
+        sums, masses = gram_sums_by_block(self.vgg, detached, style_layers, self.blocks, guides)
+        grads, style = [], 0.0
+        for (grams_to_match, _), sums_of, mass in zip(self.styles, sums, masses):
+            with torch.enable_grad():
+                leaves = {n: (sums_of[n] / (sums_of[n].shape[0] * mass[n])).requires_grad_(True)
+                          for n in style_layers}
+                term = style_loss(leaves, grams_to_match, self.weights.style_layers,
+                                  self.weights.style_term, mass)
+                (self.weights.style * term).backward()
+            grads.append({n: _grad(leaves[n]) / (leaves[n].shape[0] * mass[n]) for n in style_layers})
+            style += float(term.detach())
+        return grads, style
 
     def _content(self, feats: ByLayer, block: Block) -> torch.Tensor:
         """This block's share of the content term (mean squared difference over the image)."""

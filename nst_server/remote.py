@@ -8,9 +8,11 @@ from neural_style.nst_client import Client, JobEvent, JobEventKind
 from .images import split_alpha
 
 
-def stylize_remote(endpoint, content, styles, settings, style_weights=None, bar=None):
+def stylize_remote(endpoint, content, styles, settings, style_weights=None, bar=None,
+                   regions=None):
     """Send `content` (any PIL mode; alpha kept) and the paintings `styles` (blended by
-    `style_weights`) to the server; return the result."""
+    `style_weights`, or one per part of the picture by `regions`) to the server; return the
+    result."""
     rgb, alpha = split_alpha(content)
     if alpha is not None:
         rgb.putalpha(alpha)
@@ -23,7 +25,8 @@ def stylize_remote(endpoint, content, styles, settings, style_weights=None, bar=
         pixels = Client(endpoint).stylize(
             rgb.tobytes(), rgb.width, rgb.height, len(rgb.getbands()),
             [_png(style) for style in styles], settings, style_weights=style_weights,
-            on_event=on_event)
+            on_event=on_event, **({} if regions is None else {
+                "regions": list(regions.paintings), "labels": regions.labels.tobytes()}))
     finally:
         if bar is not None:
             bar.close()

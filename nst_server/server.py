@@ -28,6 +28,7 @@ from . import __version__
 from .errors import InputError, Stopped
 from .gate import Gate
 from .images import MIN_SIDE, decode_image
+from .regions import Regions
 from .jobs import Job, JobQueue
 from .plans import plan
 from .presets import resolve
@@ -196,6 +197,13 @@ class Server:
             raise ProtocolError(protocol.BAD_FIELD, f"the image is {width}x{height}; neural style "
                                                     f"needs at least {MIN_SIDE}x{MIN_SIDE} pixels")
         pixels, *styles = frames
+        regions, labels = None, None
+        if "regions" in header:
+            *styles, labels = styles
+            regions = self._regions_field(header, labels, width * height, len(styles))
+        elif len(styles) > protocol.MAX_STYLES:
+            raise ProtocolError(protocol.BAD_FRAMES, f"a submit without regions carries 1 to "
+                                                     f"{protocol.MAX_STYLES} paintings")
         if len(pixels) != width * height * channels:
             raise ProtocolError(protocol.BAD_PIXELS, f"pixel frame has {len(pixels)} bytes; "
                                 f"{width}x{height}x{channels} needs {width * height * channels}")
@@ -214,7 +222,7 @@ class Server:
             raise ProtocolError(protocol.BUSY, f"this connection already has "
                                 f"{self.limits.max_jobs_per_client} jobs waiting or running")
         job = Job(client, width, height, channels, pixels, styles, style_weights, settings,
-                  preview_seconds, preview_side)
+                  preview_seconds, preview_side, regions, labels)
         position = self.jobs.put(job)
         if position is None:
             raise ProtocolError(protocol.BUSY, f"{self.limits.max_queue} jobs are already waiting; "
@@ -222,6 +230,24 @@ class Server:
         log.info("%s queued at %d: %dx%dx%d, %s", job.id, position, width, height, channels,
                  settings["preset"])
         self._send(client, "accepted", job=job.id, token=job.token, position=position)
+
+    @staticmethod
+    def _regions_field(header, labels, pixels, paintings):
+        """A submit's `regions` (each label's painting index, or null to keep the photo) with
+        its label-map frame, checked for shape; what they cover is the engine's to check."""
+        regions = header["regions"]
+        if (not isinstance(regions, list) or not 1 <= len(regions) <= protocol.MAX_REGIONS or
+                not all(r is None or (type(r) is int and 0 <= r < paintings) for r in regions)):
+            raise ProtocolError(protocol.BAD_FIELD, f"field 'regions' must list 1 to "
+                                f"{protocol.MAX_REGIONS} painting indexes (0 to {paintings - 1}) "
+                                "or nulls, one per label")
+        if "style_weights" in header:
+            raise ProtocolError(protocol.BAD_FIELD, "'style_weights' do not apply with 'regions': "
+                                                    "each region has its own painting")
+        if len(labels) != pixels:
+            raise ProtocolError(protocol.BAD_FRAMES, f"the label map has {len(labels)} bytes; "
+                                                     f"the layer needs {pixels}, one per pixel")
+        return regions
 
     @staticmethod
     def _preview_fields(header):
@@ -350,8 +376,11 @@ class Server:
         try:
             styles = [decode_image(style, self.limits.max_pixels) for style in job.styles]
             content = np.frombuffer(job.pixels, np.uint8).reshape(job.height, job.width, job.channels)
-            result = self.stylizer.stylize(content, styles, job.settings,
-                                           style_weights=job.style_weights,
+            regions = None if job.regions is None else Regions(
+                np.frombuffer(job.labels, np.uint8).reshape(job.height, job.width),
+                tuple(job.regions))
+            result = self.stylizer.stylize(content, styles, job.settings, regions=regions,
+                                           style_weights=None if regions else job.style_weights,
                                            on_progress=lambda p: self._progress(wake, job, p),
                                            should_stop=job.stop.is_set,
                                            should_finish=job.finish.is_set)
@@ -366,7 +395,7 @@ class Server:
             return protocol.encode("error", job=job.id, code=protocol.INTERNAL,
                                    message=f"{type(exc).__name__}: {exc}"[:500])
         finally:
-            job.pixels, job.styles = None, []  # free the inputs as soon as the job ends
+            job.pixels, job.styles, job.labels = None, [], None  # free the inputs as soon as the job ends
         pixels = result.convert("RGBA" if job.channels == 4 else "RGB").tobytes()
         elapsed = time.perf_counter() - start
         early = job.finish.is_set()

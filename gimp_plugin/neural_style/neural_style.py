@@ -112,11 +112,35 @@ def read_styles(config):
         raise PluginError("Choose a painting for Neural Style.")
     paths = [first.get_path()]
     mix = config.get_property("style-mix")
-    mixes = config.get_property("preset") != nst_settings.ONE_PAINTING_PRESET
+    regions = config.get_property("regions") != "none"
+    mixes = regions or config.get_property("preset") != nst_settings.ONE_PAINTING_PRESET
     if mixes and second is not None and second.get_path():
         paths.append(second.get_path())
-    shares = [1.0 - mix, mix] if len(paths) == 2 else [1.0]
+    shares = [1.0 - mix, mix] if len(paths) == 2 and not regions else [1.0] * len(paths)
     return paths, [_read(path) for path in paths], shares
+
+
+def read_regions(config, image, source, paintings):
+    """The job's regions and label map (one byte per pixel of the layer), or (None, None): for
+    Regions by the selection or a channel, its white part takes the painting, the rest the
+    second painting if there is one, else keeps the photo."""
+    kind = config.get_property("regions")
+    if kind == "none":
+        return None, None
+    if kind == "selection":
+        if Gimp.Selection.is_empty(image):
+            raise PluginError("Regions inside and outside the selection: select the part to "
+                              "paint first (or choose Regions: The whole layer).")
+        mask = image.get_selection()
+    else:
+        mask = config.get_property("region-channel")
+        if mask is None:
+            raise PluginError("Regions by a channel: choose the channel to paint by.")
+    labels = nst_canvas.region_labels(mask, source)
+    if 0 not in labels:
+        raise PluginError(f"Regions: the {kind} does not cover this layer: the painting would "
+                          "have nowhere to go.")
+    return [0, 1 if paintings == 2 else None], labels
 
 
 def _read(path):
@@ -132,9 +156,10 @@ def _read(path):
     return data
 
 
-def paint(config, image, source, styles, shares, watch):
+def paint(config, image, source, styles, shares, watch, regions=(None, None)):
     """Run the job on the server, with the live preview on the canvas if asked; return the
-    result's pixels (JobCancelled once the user cancelled or the image went away)."""
+    result's pixels (JobCancelled once the user cancelled or the image went away). `regions`:
+    read_regions's."""
     installed = load_config()
     endpoint = config.get_property("endpoint") or installed_endpoint()
     client = nst_client.Client(endpoint)
@@ -142,7 +167,7 @@ def paint(config, image, source, styles, shares, watch):
         start_installed_server(client, installed, watch)
     # Interactive runs only: in a script's run GIMP's progress Cancel kills the plug-in at once,
     # which would leave the preview layer behind.
-    preview = (nst_canvas.PreviewLayer(image, source)
+    preview = (nst_canvas.PreviewLayer(image, source, masked=regions[0] is None)
                if isinstance(watch, nst_watch.JobWindow) and config.get_property("live-preview")
                else None)
 
@@ -167,7 +192,8 @@ def paint(config, image, source, styles, shares, watch):
     try:
         return client.stylize(
             nst_canvas.read_pixels(source), width, height, 4 if source.has_alpha() else 3,
-            styles, nst_dialog.settings_from(config), style_weights=shares, on_event=on_event,
+            styles, nst_dialog.settings_from(config), on_event=on_event,
+            style_weights=None if regions[0] else shares, regions=regions[0], labels=regions[1],
             should_cancel=should_cancel, should_finish=lambda: watch.finishing,
             preview_seconds=PREVIEW_SECONDS if preview else 0,
             preview_side=min(max(width, height), nst_protocol.MAX_PREVIEW_SIDE))
@@ -180,9 +206,10 @@ def stylize(config, image, drawables, interactive):
     """Paint the layer; False when the run was cancelled (by the user, or by closing the image)."""
     source = nst_canvas.check_drawable(image, drawables)
     paths, styles, shares = read_styles(config)
+    regions = read_regions(config, image, source, len(paths))
     watch = nst_watch.JobWindow() if interactive else nst_watch.GimpProgress()
     try:
-        pixels = paint(config, image, source, styles, shares, watch)
+        pixels = paint(config, image, source, styles, shares, watch, regions)
     except nst_client.JobCancelled:
         closed = not nst_canvas.still_there(image, source)
         log.info("cancelled %s", json.dumps({"by": "closing the image" if closed else "the user"}))
@@ -195,7 +222,8 @@ def stylize(config, image, drawables, interactive):
         watch.close()
     names = [os.path.splitext(os.path.basename(path))[0]
              for path, share in zip(paths, shares) if share > 0]
-    nst_canvas.insert_result(image, source, pixels, f"Neural Style: {' + '.join(names)}")
+    nst_canvas.insert_result(image, source, pixels, f"Neural Style: {' + '.join(names)}",
+                             masked=regions[0] is None)
     return True
 
 

@@ -38,6 +38,19 @@ def read_pixels(layer: Gimp.Layer) -> bytes:
     return layer.get_buffer().get(rect, 1.0, pixel_format(layer), Gegl.AbyssPolicy.CLAMP)
 
 
+# A channel's value (Y u8) -> the region it puts a pixel in: white half 0 (the painting), the
+# rest 1 (the second painting, or kept).
+TO_LABEL = bytes(0 if value >= 128 else 1 for value in range(256))
+
+
+def region_labels(mask: Gimp.Drawable, source: Gimp.Layer) -> bytes:
+    """The label map of `mask` (the selection or a channel, image-sized) over the layer: one
+    byte per pixel, 0 where the mask is at least half white, else 1."""
+    _, x, y = source.get_offsets()
+    rect = Gegl.Rectangle.new(x, y, source.get_width(), source.get_height())
+    return mask.get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.NONE).translate(TO_LABEL)
+
+
 def still_there(image: Gimp.Image, source: Gimp.Layer) -> bool:
     """False once the user closed the image or deleted the layer while the server worked."""
     return image.is_valid() and source.is_valid()
@@ -64,8 +77,8 @@ class PreviewLayer:
     clean: closing it asks nothing); the user's selected layers stay selected (what they paint
     meanwhile is theirs); removed at the end whatever happened, so that it leaves no trace."""
 
-    def __init__(self, image: Gimp.Image, source: Gimp.Layer):
-        self.image, self.source = image, source
+    def __init__(self, image: Gimp.Image, source: Gimp.Layer, masked: bool = True):
+        self.image, self.source, self.masked = image, source, masked
         self.layer: Gimp.Layer | None = None
         self.shown = 0
 
@@ -108,7 +121,8 @@ class PreviewLayer:
         self.image.insert_layer(layer, self.source.get_parent(),
                                 self.image.get_item_position(self.source))
         layer.set_offsets(*self.source.get_offsets()[1:])
-        _mask_by_selection(self.image, layer)
+        if self.masked:
+            _mask_by_selection(self.image, layer)
         self.image.set_selected_layers(chosen)
         return layer
 
@@ -146,16 +160,18 @@ def _mask_by_selection(image: Gimp.Image, layer: Gimp.Layer) -> None:
         layer.set_edit_mask(False)
 
 
-def insert_result(image: Gimp.Image, source: Gimp.Layer, pixels: bytes, name: str) -> Gimp.Layer:
+def insert_result(image: Gimp.Image, source: Gimp.Layer, pixels: bytes, name: str,
+                  masked: bool = True) -> Gimp.Layer:
     """The result as a new layer right above `source`, selected: same size, offsets and type;
-    masked by the selection if there is one. One undo step."""
+    if `masked`, masked by the selection if there is one. One undo step."""
     image.undo_group_start()
     try:
         layer = _new_layer(image, source, name, source.get_width(), source.get_height(),
                            source.type(), pixels, pixel_format(source))
         layer.set_offsets(*source.get_offsets()[1:])
         layer.update(0, 0, source.get_width(), source.get_height())
-        _mask_by_selection(image, layer)
+        if masked:
+            _mask_by_selection(image, layer)
     finally:
         image.undo_group_end()
     Gimp.displays_flush()

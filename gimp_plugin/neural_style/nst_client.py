@@ -132,10 +132,13 @@ class Client:
                 on_event: Callable[[JobEvent], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None,
                 should_finish: Callable[[], bool] | None = None, preview_seconds: float = 0,
-                preview_side: int = protocol.DEFAULT_PREVIEW_SIDE) -> bytes:
+                preview_side: int = protocol.DEFAULT_PREVIEW_SIDE,
+                regions: list[int | None] | None = None, labels: bytes | None = None) -> bytes:
         """Run one job; return the result's pixels (same width, height and channels).
         `style_bytes`: one painting's image file, or several blended by `style_weights`
-        (default: equal shares).
+        (default: equal shares); or, with `regions`, each part of the picture in its own:
+        `labels` gives each pixel's region (a byte per pixel), `regions[r]` region r's painting
+        (an index into `style_bytes`) or None to keep the photo there.
 
         on_event gets the job's stream in order: ACCEPTED, QUEUED, PROGRESS, PREVIEW (every
         `preview_seconds`, longest side `preview_side`; none for 0), and last RESULT.
@@ -145,12 +148,16 @@ class Client:
         waiting has none: it is cancelled).
         """
         styles = style_bytes if isinstance(style_bytes, list) else [style_bytes]
-        weights = {} if style_weights is None else {"style_weights": style_weights}
+        extra: dict[str, Any] = {} if style_weights is None else {"style_weights": style_weights}
+        frames = [pixels, *styles]
+        if regions is not None:
+            extra["regions"] = regions
+            frames.append(labels or b"")
         with self._connect() as sock:
             self._send(sock, protocol.encode(
-                "submit", [pixels, *styles], width=width, height=height, channels=channels,
+                "submit", frames, width=width, height=height, channels=channels,
                 settings=settings or {}, preview_seconds=preview_seconds,
-                preview_side=preview_side, **weights))
+                preview_side=preview_side, **extra))
             header, frames = self._reply(sock)
             if header["type"] != "accepted":
                 raise ServerError(protocol.INTERNAL, f"unexpected reply {header['type']!r}")

@@ -16,8 +16,15 @@ except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
     import nst_settings  # type: ignore[import-not-found, no-redef]
 
 RW = GObject.ParamFlags.READWRITE
-MAIN = ["style-file", "style-file-2", "style-mix", "preset", "strength", "style-scale",
-        "preserve-colors", "full-size"]
+MAIN = ["style-file", "style-file-2", "style-mix", "regions", "region-channel", "preset",
+        "strength", "style-scale", "preserve-colors", "full-size"]
+# Where each painting goes (the `regions` choice): its name, label and tip.
+REGIONS = (("none", "The whole layer", "The painting (or the mix of the two) over the whole "
+            "layer; a selection masks the result"),
+           ("selection", "Inside and outside the selection", "The painting inside the "
+            "selection, the second painting outside it (without one, the photo stays there)"),
+           ("channel", "By a channel", "The painting where the channel below is white, the "
+            "second painting elsewhere (without one, the photo stays there)"))
 ADVANCED = ["live-preview", "custom-size", "size", "seed", "endpoint"]
 STYLE_MEMORY = "neural-style-last-style.txt"  # in GIMP's user folder: see remember_style
 log = logging.getLogger("neural-style")
@@ -33,6 +40,10 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
                                 True, None, RW)
     procedure.add_double_argument("style-mix", "M_ix", "How much of the second painting: 0 "
                                   "none, 0.5 half and half, 1 only the second", 0.0, 1.0, 0.5, RW)
+    procedure.add_choice_argument("regions", "Re_gions", "Where each painting goes",
+                                  _choice(REGIONS), "none", RW)
+    procedure.add_channel_argument("region-channel", "Channel to paint b_y", "With Regions "
+                                   "by a channel: white is the painting's part", True, RW)
     procedure.add_choice_argument("preset", "_Quality", "How finished the painting is, against "
                                   "how long it takes", _presets(),
                                   nst_settings.DEFAULT_PRESET, RW)
@@ -66,9 +77,12 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
 
 
 def _presets():
+    return _choice([(name, *nst_settings.PRESET_LABELS[name]) for name in nst_settings.PRESETS])
+
+
+def _choice(entries):
     choice = Gimp.Choice.new()
-    for index, name in enumerate(nst_settings.PRESETS):
-        label, tip = nst_settings.PRESET_LABELS[name]
+    for index, (name, label, tip) in enumerate(entries):
         choice.add(name, index, label, tip)
     return choice
 
@@ -99,6 +113,7 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
     first, second = (dialog.get_widget(name, GimpUi.FileChooser.__gtype__)
                      for name in ("style-file", "style-file-2"))
     mix = dialog.get_widget("style-mix", GObject.TYPE_NONE)
+    channel = dialog.get_widget("region-channel", GObject.TYPE_NONE)
     filtered = all([_images_only(first), _images_only(second)])
     thumbnail = _thumbnail_beside(first)
     _descendant(dialog.get_widget("endpoint", GObject.TYPE_NONE), Gtk.Entry).set_placeholder_text(
@@ -109,18 +124,22 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
         dialog.set_response_sensitive(Gtk.ResponseType.OK, painting is not None)
         _show_thumbnail(thumbnail, painting)
         one_only = config.get_property("preset") == nst_settings.ONE_PAINTING_PRESET
+        regions = config.get_property("regions")
         second.set_sensitive(not one_only)
-        mix.set_sensitive(not one_only and config.get_property("style-file-2") is not None)
+        mix.set_sensitive(not one_only and regions == "none" and
+                          config.get_property("style-file-2") is not None)
+        channel.set_sensitive(regions == "channel")
 
     following = [config.connect(f"notify::{name}", lambda *_: follow_paintings())
-                 for name in ("style-file", "style-file-2", "preset")]
+                 for name in ("style-file", "style-file-2", "preset", "regions")]
     dialog.fill(MAIN + ["advanced"])
     follow_paintings()
     if log.isEnabledFor(logging.INFO):
         log.info("dialog %s", json.dumps(dict(
             _layout(dialog), images_only=filtered, mix_sensitive=mix.get_sensitive(),
             ok_sensitive=config.get_property("style-file") is not None,
-            thumbnail=_size_of(thumbnail), second_sensitive=second.get_sensitive())))
+            thumbnail=_size_of(thumbnail), second_sensitive=second.get_sensitive(),
+            channel_sensitive=channel.get_sensitive())))
     accepted = dialog.run()
     for handler in following:  # the widgets go with the dialog; the config stays
         config.disconnect(handler)

@@ -16,9 +16,10 @@ MAX_JSON_DEPTH = 32        # nesting of objects/arrays a header may have
 MAX_ID_CHARS = 64
 MAX_SIDE = 65535
 MAX_STYLES = 4             # style images (paintings) blended in one job
-# Frames in one message: a submit's header, pixels and paintings, with room for one too many
-# (refused with a reason; past the limit the gate closes the connection)
-MAX_FRAMES = 3 + MAX_STYLES
+MAX_REGIONS = 8            # regions of one label map (a submit's `regions`)
+# Frames in one message: a submit's header, pixels, paintings and label map, with room for one
+# too many (refused with a reason; past the limit the gate closes the connection)
+MAX_FRAMES = 4 + MAX_STYLES
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a whole message, all frames together
 DEFAULT_MAX_QUEUE = 8
@@ -35,7 +36,7 @@ STYLE_FORMATS = {"PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "WE
                  "TIFF": (b"II*\x00", b"MM\x00*"), "BMP": (b"BM",), "GIF": (b"GIF87a", b"GIF89a")}
 
 # Requests (client -> server) and the least and most binary frames each carries.
-REQUEST_FRAMES = {"ping": (0, 0), "info": (0, 0), "submit": (2, 1 + MAX_STYLES),
+REQUEST_FRAMES = {"ping": (0, 0), "info": (0, 0), "submit": (2, 2 + MAX_STYLES),
                   "heartbeat": (0, 0), "cancel": (0, 0), "finish": (0, 0)}
 
 # Error codes (docs/protocol.md, "Error codes").

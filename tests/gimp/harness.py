@@ -289,6 +289,12 @@ if job.get("group"):
     image.insert_layer(layer, None, 0)
 if job.get("offsets"):
     layer.set_offsets(*job["offsets"])
+channel = None
+if job.get("channel"):  # a channel white over this rectangle, for the region-channel argument
+    x, y, w, h = job["channel"]
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
+    channel = Gimp.Selection.save(image)
+    Gimp.Selection.none(image)
 if job.get("select"):
     x, y, w, h = job["select"]
     image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
@@ -301,7 +307,9 @@ def run(mode, args):
     cfg.set_property("image", image)
     cfg.set_core_object_array("drawables", [layer])
     for name, value in args.items():
-        cfg.set_property(name, Gio.File.new_for_path(value) if name.startswith("style-file") else value)
+        if name.startswith("style-file"):
+            value = Gio.File.new_for_path(value)
+        cfg.set_property(name, channel if name == "region-channel" else value)
     start = time.monotonic()
     result = proc.run(cfg)
     return {"seconds": time.monotonic() - start, "status": result.index(0).value_nick,
