@@ -139,6 +139,25 @@ def test_regions_by_a_channel_without_a_second_painting_keep_the_photo_outside(s
         (kept, painted)
 
 
+def test_regions_by_a_label_layer_give_each_colour_its_painting(session, files):
+    """A layer of three flat colours: the commonest (the left 50 px) takes the painting, the
+    next (30 px) the second painting; the third colour has no painting and keeps the photo."""
+    report, layers = run_filter(session, files / "photo.png", dict(
+        FAST, size=96, regions="label-layer", **{"style-file": str(files / "red.png"),
+                                                 "style-file-2": str(files / "blue.png"),
+                                                 "region-layer": "the labels"}),
+        labels=[[0, 0, 50, 80, [200, 30, 30]], [50, 0, 30, 80, [30, 200, 30]],
+                [80, 0, 16, 80, [30, 30, 200]]])
+    assert report["status"] == "success", report
+    assert [layer["name"] for layer in report["layers"]] == \
+        ["Neural Style: red + blue", "Background", "labels"]
+    result, photo_ = (np.asarray(Image.open(p).convert("RGB"), float) for p in layers[:2])
+    red, blue = result[:, 4:42].reshape(-1, 3).mean(0), result[:, 56:74].reshape(-1, 3).mean(0)
+    assert red[0] > red[2] + 40 and blue[2] > blue[0] + 40, (red, blue)
+    kept = np.abs(result[:, 86:] - photo_[:, 86:]).mean()
+    assert kept < 0.5 * np.abs(result[:, 4:42] - photo_[:, 4:42]).mean(), kept
+
+
 def test_regions_from_an_empty_selection_are_refused_with_what_to_do(session, files):
     report, _ = run_filter(session, files / "photo.png", dict(FAST, regions="selection", **{
         "style-file": str(files / "red.png")}))

@@ -104,29 +104,43 @@ def start_installed_server(client, config, watch):
         raise PluginError(f"{how_to_start(endpoint, config)}\n(nst-server start said: {said})")
 
 
+PAINTINGS = ("style-file", "style-file-2", "style-file-3", "style-file-4")  # the dialog's slots
+
+
 def read_styles(config):
-    """The paintings' paths, their image files and their shares of the blend (the second
-    painting, if chosen and the quality mixes two, gets `style-mix`)."""
-    first, second = (config.get_property(name) for name in ("style-file", "style-file-2"))
-    if first is None or first.get_path() is None:
+    """The chosen paintings' paths, their image files, their shares of the blend (the second
+    painting, if chosen and the quality mixes two, gets `style-mix`) and their slots (0 for
+    the painting, 1 for the second: regions map slots to paintings)."""
+    regions = config.get_property("regions")
+    slots = (4 if regions == "label-layer" else
+             1 if regions == "none" and config.get_property("preset") ==
+             nst_settings.ONE_PAINTING_PRESET else 2)
+    chosen = [(slot, file.get_path()) for slot, file in
+              enumerate(config.get_property(name) for name in PAINTINGS[:slots])
+              if file is not None and file.get_path()]
+    if not chosen or chosen[0][0] != 0:
         raise PluginError("Choose a painting for Neural Style.")
-    paths = [first.get_path()]
+    paths = [path for _, path in chosen]
     mix = config.get_property("style-mix")
-    regions = config.get_property("regions") != "none"
-    mixes = regions or config.get_property("preset") != nst_settings.ONE_PAINTING_PRESET
-    if mixes and second is not None and second.get_path():
-        paths.append(second.get_path())
-    shares = [1.0 - mix, mix] if len(paths) == 2 and not regions else [1.0] * len(paths)
-    return paths, [_read(path) for path in paths], shares
+    shares = [1.0 - mix, mix] if len(paths) == 2 and regions == "none" else [1.0] * len(paths)
+    return paths, [_read(path) for path in paths], shares, [slot for slot, _ in chosen]
 
 
-def read_regions(config, image, source, paintings):
-    """The job's regions and label map (one byte per pixel of the layer), or (None, None): for
-    Regions by the selection or a channel, its white part takes the painting, the rest the
-    second painting if there is one, else keeps the photo."""
+def read_regions(config, image, source, slots):
+    """The job's regions and label map (one byte per pixel of the layer), or (None, None). By
+    the selection or a channel: its white part takes the painting, the rest the second painting
+    if there is one, else keeps the photo. By a label layer: its commonest colours take the
+    paintings in order; other colours, and colours without a painting, keep the photo."""
     kind = config.get_property("regions")
     if kind == "none":
         return None, None
+    painting_of = {slot: index for index, slot in enumerate(slots)}
+    if kind == "label-layer":
+        layer = config.get_property("region-layer")
+        if layer is None:
+            raise PluginError("Regions by a label layer: choose the layer of flat colours.")
+        labels, colours = nst_canvas.label_regions(layer, source, nst_dialog.LABEL_COLOURS)
+        return [painting_of.get(slot) for slot in range(colours)] + [None], labels
     if kind == "selection":
         if Gimp.Selection.is_empty(image):
             raise PluginError("Regions inside and outside the selection: select the part to "
@@ -140,7 +154,7 @@ def read_regions(config, image, source, paintings):
     if 0 not in labels:
         raise PluginError(f"Regions: the {kind} does not cover this layer: the painting would "
                           "have nowhere to go.")
-    return [0, 1 if paintings == 2 else None], labels
+    return [0, painting_of.get(1)], labels
 
 
 def _read(path):
@@ -205,8 +219,8 @@ def paint(config, image, source, styles, shares, watch, regions=(None, None)):
 def stylize(config, image, drawables, interactive):
     """Paint the layer; False when the run was cancelled (by the user, or by closing the image)."""
     source = nst_canvas.check_drawable(image, drawables)
-    paths, styles, shares = read_styles(config)
-    regions = read_regions(config, image, source, len(paths))
+    paths, styles, shares, slots = read_styles(config)
+    regions = read_regions(config, image, source, slots)
     watch = nst_watch.JobWindow() if interactive else nst_watch.GimpProgress()
     try:
         pixels = paint(config, image, source, styles, shares, watch, regions)

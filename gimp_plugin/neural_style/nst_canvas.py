@@ -1,6 +1,8 @@
 """What the plug-in does to the image: which layer it paints, the live preview layer while the
 server works, and the result layer. Needs GIMP's `gi`; the image is only changed for good once a
 result has arrived."""
+from collections import Counter
+
 import gi
 
 gi.require_version("Gimp", "3.0")
@@ -49,6 +51,44 @@ def region_labels(mask: Gimp.Drawable, source: Gimp.Layer) -> bytes:
     _, x, y = source.get_offsets()
     rect = Gegl.Rectangle.new(x, y, source.get_width(), source.get_height())
     return mask.get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.NONE).translate(TO_LABEL)
+
+
+def label_regions(labels: Gimp.Drawable, source: Gimp.Layer, most: int) -> tuple[bytes, int]:
+    """The label map over `source` of a layer of flat colours: its commonest colours (up to
+    `most`, each on at least MIN_LABEL_SHARE of it), commonest first, are regions 0, 1, ...;
+    every other pixel is the region after them. With the number of colours found."""
+    _, source_x, source_y = source.get_offsets()
+    _, x, y = labels.get_offsets()
+    width, height = source.get_width(), source.get_height()
+    rect = Gegl.Rectangle.new(source_x - x, source_y - y, width, height)
+    rgb = labels.get_buffer().get(rect, 1.0, "R'G'B' u8", Gegl.AbyssPolicy.NONE)
+    colours = _commonest_colours(rgb, most)
+    planes = [rgb[channel::3] for channel in range(3)]
+    # big integers, a byte per pixel: whole-layer arithmetic in C, not a Python loop per pixel
+    found = int.from_bytes(bytes([len(colours)]) * (width * height), "big")
+    for region, colour in enumerate(colours):
+        match = -1
+        for plane, value in zip(planes, colour):
+            match &= int.from_bytes(plane.translate(_equals(value)), "big")
+        found -= (len(colours) - region) * match
+    return found.to_bytes(width * height, "big"), len(colours)
+
+
+MIN_LABEL_SHARE = 0.01  # a colour on less of the label layer is an edge's blend, not a region
+LABEL_SAMPLES = 65536   # pixels looked at to find the colours
+
+
+def _commonest_colours(rgb: bytes, most: int) -> list[bytes]:
+    pixels = len(rgb) // 3
+    step = max(1, pixels // LABEL_SAMPLES)
+    counts = Counter(rgb[i * 3:i * 3 + 3] for i in range(0, pixels, step))
+    seen = sum(counts.values())
+    return [colour for colour, count in counts.most_common(most) if count >= MIN_LABEL_SHARE * seen]
+
+
+def _equals(value: int) -> bytes:
+    """A bytes.translate table: 1 for `value`, 0 for every other byte."""
+    return bytes(1 if byte == value else 0 for byte in range(256))
 
 
 def still_there(image: Gimp.Image, source: Gimp.Layer) -> bool:

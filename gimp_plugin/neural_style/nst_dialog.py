@@ -16,15 +16,20 @@ except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
     import nst_settings  # type: ignore[import-not-found, no-redef]
 
 RW = GObject.ParamFlags.READWRITE
-MAIN = ["style-file", "style-file-2", "style-mix", "regions", "region-channel", "preset",
-        "strength", "style-scale", "preserve-colors", "full-size"]
+MAIN = ["style-file", "style-file-2", "style-mix", "regions", "region-channel", "region-layer",
+        "style-file-3", "style-file-4", "preset", "strength", "style-scale", "preserve-colors",
+        "full-size"]
+LABEL_COLOURS = 4  # a label layer's commonest colours, one painting each
 # Where each painting goes (the `regions` choice): its name, label and tip.
 REGIONS = (("none", "The whole layer", "The painting (or the mix of the two) over the whole "
             "layer; a selection masks the result"),
            ("selection", "Inside and outside the selection", "The painting inside the "
             "selection, the second painting outside it (without one, the photo stays there)"),
            ("channel", "By a channel", "The painting where the channel below is white, the "
-            "second painting elsewhere (without one, the photo stays there)"))
+            "second painting elsewhere (without one, the photo stays there)"),
+           ("label-layer", "By a label layer's colours", "Each flat colour of the layer below "
+            "takes a painting: its commonest colour the painting, the next ones the second, "
+            "third and fourth; any other colour, or one without a painting, keeps the photo"))
 ADVANCED = ["live-preview", "custom-size", "size", "seed", "endpoint"]
 STYLE_MEMORY = "neural-style-last-style.txt"  # in GIMP's user folder: see remember_style
 log = logging.getLogger("neural-style")
@@ -44,6 +49,12 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
                                   _choice(REGIONS), "none", RW)
     procedure.add_channel_argument("region-channel", "Channel to paint b_y", "With Regions "
                                    "by a channel: white is the painting's part", True, RW)
+    procedure.add_layer_argument("region-layer", "Colo_ur layer", "With Regions by a label "
+                                 "layer: a layer of flat colours, one per region", True, RW)
+    for number, label in ((3, "Painting _3"), (4, "Painting _4")):
+        procedure.add_file_argument(f"style-file-{number}", label, "With Regions by a label "
+                                    "layer: the painting of its next commonest colour",
+                                    Gimp.FileChooserAction.OPEN, True, None, RW)
     procedure.add_choice_argument("preset", "_Quality", "How finished the painting is, against "
                                   "how long it takes", _presets(),
                                   nst_settings.DEFAULT_PRESET, RW)
@@ -114,6 +125,8 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
                      for name in ("style-file", "style-file-2"))
     mix = dialog.get_widget("style-mix", GObject.TYPE_NONE)
     channel = dialog.get_widget("region-channel", GObject.TYPE_NONE)
+    by_layer = [dialog.get_widget(name, GObject.TYPE_NONE)
+                for name in ("region-layer", "style-file-3", "style-file-4")]
     filtered = all([_images_only(first), _images_only(second)])
     thumbnail = _thumbnail_beside(first)
     _descendant(dialog.get_widget("endpoint", GObject.TYPE_NONE), Gtk.Entry).set_placeholder_text(
@@ -129,6 +142,8 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
         mix.set_sensitive(not one_only and regions == "none" and
                           config.get_property("style-file-2") is not None)
         channel.set_sensitive(regions == "channel")
+        for widget in by_layer:
+            widget.set_sensitive(regions == "label-layer")
 
     following = [config.connect(f"notify::{name}", lambda *_: follow_paintings())
                  for name in ("style-file", "style-file-2", "preset", "regions")]
@@ -139,7 +154,8 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
             _layout(dialog), images_only=filtered, mix_sensitive=mix.get_sensitive(),
             ok_sensitive=config.get_property("style-file") is not None,
             thumbnail=_size_of(thumbnail), second_sensitive=second.get_sensitive(),
-            channel_sensitive=channel.get_sensitive())))
+            channel_sensitive=channel.get_sensitive(),
+            label_layer_sensitive=by_layer[0].get_sensitive())))
     accepted = dialog.run()
     for handler in following:  # the widgets go with the dialog; the config stays
         config.disconnect(handler)

@@ -271,7 +271,7 @@ class Gui:
 # write a report (status, message, timing, layers, masks) plus the result layer as PNG.
 BATCH = r'''
 import json, os, time
-from gi.repository import Gimp, Gio
+from gi.repository import Gegl, Gimp, Gio
 job = json.load(open(JOB))
 if job.get("display"):  # opened by GIMP itself, as a user opens a file: its display owns it
     deadline = time.monotonic() + 30
@@ -289,6 +289,19 @@ if job.get("group"):
     image.insert_layer(layer, None, 0)
 if job.get("offsets"):
     layer.set_offsets(*job["offsets"])
+label_layer = None
+if job.get("labels"):  # a layer of flat colours below the source: [[x, y, w, h, [r, g, b]], ...]
+    w, h = image.get_width(), image.get_height()
+    pixels = bytearray(w * h * 3)
+    for x, y, rw, rh, colour in job["labels"]:
+        for row in range(y, y + rh):
+            pixels[(row * w + x) * 3:(row * w + x + rw) * 3] = bytes(colour) * rw
+    label_layer = Gimp.Layer.new(image, "labels", w, h, Gimp.ImageType.RGB_IMAGE, 100.0,
+                                 Gimp.LayerMode.NORMAL)
+    image.insert_layer(label_layer, None, 1)
+    buffer = label_layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B' u8", bytes(pixels))
+    buffer.flush()
 channel = None
 if job.get("channel"):  # a channel white over this rectangle, for the region-channel argument
     x, y, w, h = job["channel"]
@@ -309,7 +322,7 @@ def run(mode, args):
     for name, value in args.items():
         if name.startswith("style-file"):
             value = Gio.File.new_for_path(value)
-        cfg.set_property(name, channel if name == "region-channel" else value)
+        cfg.set_property(name, {"region-channel": channel, "region-layer": label_layer}.get(name, value))
     start = time.monotonic()
     result = proc.run(cfg)
     return {"seconds": time.monotonic() - start, "status": result.index(0).value_nick,
