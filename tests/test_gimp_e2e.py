@@ -382,8 +382,8 @@ def gui_run(session, files, settings, photo_file="large.png", **job):
 
 
 def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(session, files):
-    """The dialog (main knobs, an Advanced expander, no duplicate mnemonic, the painting's
-    thumbnail, OK), then the plug-in's progress window and one preview layer above the source,
+    """The dialog (main knobs, Regions and Advanced expanders, no duplicate mnemonic, the
+    painting's thumbnail, OK), then the plug-in's progress window and one preview layer above the source,
     masked by the selection as the result will be, refreshed while the server works, the user's
     own layer staying the selected one; at the end the preview is gone and the result is one
     layer that one Ctrl+Z removes. The run goes to its end (LONG_RUN on the small photo: ~16 s
@@ -404,7 +404,8 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     assert plugin_log(session, "result") == [{"early": False}]  # a result layer was made...
     assert [layer["name"] for layer in report["layers"]] == ["in.png"]  # ...and one undo: all gone
     dialog = plugin_log(session, "dialog")[0]
-    assert dialog["expanders"] == ["_Advanced"] and dialog["images_only"], dialog
+    assert dialog["expanders"] == ["Re_gions: a painting per part", "_Advanced"], dialog
+    assert dialog["images_only"], dialog
     assert {"_Painting", "Second pain_ting (optional)", "_Brush size", "Working si_ze"} <= \
         set(dialog["labels"]), dialog
     assert dialog["mix_sensitive"] is False, dialog  # no second painting: nothing to mix

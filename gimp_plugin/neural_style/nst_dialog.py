@@ -16,9 +16,9 @@ except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
     import nst_settings  # type: ignore[import-not-found, no-redef]
 
 RW = GObject.ParamFlags.READWRITE
-MAIN = ["style-file", "style-file-2", "style-mix", "regions", "region-channel", "region-layer",
-        "style-file-3", "style-file-4", "preset", "strength", "style-scale", "preserve-colors",
-        "full-size"]
+MAIN = ["style-file", "style-file-2", "style-mix", "preset", "strength", "style-scale",
+        "preserve-colors", "full-size"]
+REGION_KNOBS = ["regions", "region-channel", "region-layer", "style-file-3", "style-file-4"]
 LABEL_COLOURS = 4  # a label layer's commonest colours, one painting each
 # Where each painting goes (the `regions` choice): its name, label and tip.
 REGIONS = (("none", "The whole layer", "The painting (or the mix of the two) over the whole "
@@ -45,7 +45,7 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
                                 True, None, RW)
     procedure.add_double_argument("style-mix", "M_ix", "How much of the second painting: 0 "
                                   "none, 0.5 half and half, 1 only the second", 0.0, 1.0, 0.5, RW)
-    procedure.add_choice_argument("regions", "Re_gions", "Where each painting goes",
+    procedure.add_choice_argument("regions", "_Divide the layer", "Where each painting goes",
                                   _choice(REGIONS), "none", RW)
     procedure.add_channel_argument("region-channel", "Channel to paint b_y", "With Regions "
                                    "by a channel: white is the painting's part", True, RW)
@@ -120,6 +120,9 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
     dialog.get_label("advanced-label", "_Advanced", False, True)
     dialog.fill_box("advanced-box", ADVANCED)
     dialog.fill_expander("advanced", "advanced-label", False, "advanced-box")
+    dialog.get_label("regions-label", "Re_gions: a painting per part", False, True)
+    dialog.fill_box("regions-box", REGION_KNOBS)
+    dialog.fill_expander("regions-expander", "regions-label", False, "regions-box")
     dialog.set_sensitive("size", True, config, "custom-size", False)
     first, second = (dialog.get_widget(name, GimpUi.FileChooser.__gtype__)
                      for name in ("style-file", "style-file-2"))
@@ -147,7 +150,7 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
 
     following = [config.connect(f"notify::{name}", lambda *_: follow_paintings())
                  for name in ("style-file", "style-file-2", "preset", "regions")]
-    dialog.fill(MAIN + ["advanced"])
+    dialog.fill(MAIN + ["regions-expander", "advanced"])
     follow_paintings()
     if log.isEnabledFor(logging.INFO):
         log.info("dialog %s", json.dumps(dict(
