@@ -300,16 +300,27 @@ def test_server_down_returns_how_to_start_it_quickly(gimp, files):
     assert len(report["layers"]) == 1
 
 
+def starting_session(gimp):
+    """A session installed for a port where nothing answers, so that the filter starts the
+    server (in a Debian root, this virtualenv, its base Python and the repo are bound in at the
+    same paths so that the recorded command exists); (session, binds, the server's pid file)."""
+    version, root = gimp
+    session = GimpSession(root, version)
+    binds = sorted({sys.prefix, sys.base_prefix, str(REPO)}) if root != Path("/") else ()
+    try:
+        session.install(free_endpoint())
+    except BaseException:
+        session.close()
+        raise
+    return session, binds, session.home / ".local" / "state" / "neural-style-gimp" / "nst-server.pid"
+
+
 def test_a_stopped_server_is_started_by_the_filter(gimp, files):
     """Nothing answers, but install.py recorded the server command: the filter starts the server
     in the background, waits for it, and runs. (In a Debian root, this virtualenv, its base
     Python and the repo are bound in at the same paths so that the recorded command exists.)"""
-    version, root = gimp
-    session = GimpSession(root, version)
-    binds = sorted({sys.prefix, sys.base_prefix, str(REPO)}) if root != Path("/") else ()
-    pid_file = session.home / ".local" / "state" / "neural-style-gimp" / "nst-server.pid"
+    session, binds, pid_file = starting_session(gimp)
     try:
-        session.install(free_endpoint())
         report, _ = run_filter(session, files / "photo.png",
                                dict(FAST, **{"style-file": str(files / "starry_night.png")}),
                                binds=binds)
@@ -526,12 +537,8 @@ def test_the_painting_window_says_the_server_is_starting_and_cancel_works_then(g
     """The first run after a restart: nothing answers, so the filter starts the server (10-30 s
     here); the progress window says so and its Cancel ends the run at once, the image untouched
     (the server goes on starting, ready for the next run)."""
-    version, root = gimp
-    session = GimpSession(root, version)
-    binds = sorted({sys.prefix, sys.base_prefix, str(REPO)}) if root != Path("/") else ()
-    pid_file = session.home / ".local" / "state" / "neural-style-gimp" / "nst-server.pid"
+    session, binds, pid_file = starting_session(gimp)
     try:
-        session.install(free_endpoint())
         session.plugin_log.unlink(missing_ok=True)
         args = dict(FAST, **{"style-file": str(files / "starry_night.png")})
         thread, outcome = in_background(lambda: run_filter(
