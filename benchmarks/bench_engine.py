@@ -11,7 +11,7 @@ same photo at the same working size:
   - `classic`: jcjohnson/neural-style's defaults (presets.CLASSIC) for the largest --classic
     budget, its losses noted at each budget;
   - each of --recipes (presets, `paper` among them, which keeps its published 256 px).
-It prints each recipe's fixed-evaluator losses over time (nst_server.evaluate: evaluation time
+It prints each recipe's fixed-evaluator losses over time (nst_server.engine.evaluate: evaluation time
 excluded from every timing), the palette distance to the painting (sliced Wasserstein in CIE Lab,
 lower is closer), the time each preset needs to be no worse than the classic recipe on both losses
 at each budget, and against `paper`. Then medians over the pairs, with the targets.
@@ -27,10 +27,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from nst_server.engine import Stylizer
-from nst_server.evaluate import Evaluator, palette_distance
-from nst_server.images import fit_size
-from nst_server.presets import CLASSIC, PRESETS, classic_tv_weight
-from nst_server.samples import PALETTES, PHOTOS, painting, photo
+from nst_server.engine.evaluate import Evaluator, palette_distance
+from nst_server.engine.images import fit_size
+from nst_server.engine.presets import CLASSIC, PRESETS, classic_tv_weight
+from nst_server.engine.samples import PALETTES, PHOTOS, painting, photo
 
 SHARED_STYLES = Path(__file__).resolve().parents[2] / "shared" / "styles"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")

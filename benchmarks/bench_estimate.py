@@ -21,8 +21,8 @@ from pathlib import Path
 from PIL import Image
 
 from neural_style.nst_client import Client, JobEventKind
-from nst_server import daemon
-from nst_server.samples import painting, photo
+from nst_server.service import daemon
+from nst_server.engine.samples import painting, photo
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import SHARED_STYLES  # noqa: E402

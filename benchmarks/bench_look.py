@@ -1,5 +1,5 @@
 """The look on photos of the size people have: each preset as a user runs it against the classic
-recipe, in one process, judged by the evaluator and by the yardstick (nst_server/yardstick.py).
+recipe, in one process, judged by the evaluator and by the yardstick (nst_server/engine/yardstick.py).
 
     bash benchmarks/get_photos.sh                  # Debian's wallpapers into /var/tmp/nst-photos
     python benchmarks/bench_look.py --sheet docs/images/look_1024.jpg
@@ -27,10 +27,10 @@ import torch
 from PIL import Image
 
 from nst_server.engine import Stylizer
-from nst_server.evaluate import Evaluator
-from nst_server.images import fit_size
-from nst_server.presets import CLASSIC, classic_tv_weight
-from nst_server.yardstick import Figures, measure
+from nst_server.engine.evaluate import Evaluator
+from nst_server.engine.images import fit_size
+from nst_server.engine.presets import CLASSIC, classic_tv_weight
+from nst_server.engine.yardstick import Figures, measure
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import SHARED_STYLES, Timeline, save_sheet  # noqa: E402

@@ -18,12 +18,14 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from benchmarks.bench_resolution import STYLES, load_photo  # noqa: E402
-from nst_server import objective  # noqa: E402
-from nst_server.device import freed_buffers_returned  # noqa: E402
-from nst_server.engine import Stylizer, make_optimizer, weights_of  # noqa: E402
-from nst_server.images import image_digest  # noqa: E402
-from nst_server.plans import Level, plan  # noqa: E402
-from nst_server.presets import Run, resolve  # noqa: E402
+from nst_server.engine import objective  # noqa: E402
+from nst_server.engine.device import freed_buffers_returned  # noqa: E402
+from nst_server.engine import Stylizer  # noqa: E402
+from nst_server.engine.levels import RunInputs, anchor, initial, weights_of  # noqa: E402
+from nst_server.engine.optimizers import make_optimizer  # noqa: E402
+from nst_server.engine.images import image_digest  # noqa: E402
+from nst_server.engine.plans import Level, plan  # noqa: E402
+from nst_server.engine.presets import Run, resolve  # noqa: E402
 
 
 class Phases:
@@ -76,18 +78,20 @@ def main() -> None:
 
 def finest_scale(stylizer: Stylizer, run: Run, level: Level, photo: Image.Image,
                  painting: Image.Image, phases: Phases, iterations: int) -> None:
-    vgg = stylizer._model(stylizer.profile.dtype)
+    vgg = stylizer.models.in_dtype(stylizer.profile.dtype)
     styles = [(painting, image_digest(painting), 1.0)]
-    target = stylizer._model_input(photo, level.size)
+    job = RunInputs(vgg, photo, styles, run, None, None, stylizer.models, stylizer.targets)
+    target = stylizer.models.input(photo, level.size)
     phases.mark("content image")
-    features = stylizer._content_features(target, run, vgg, level)
+    features = objective.features_by_block(vgg, target, list(run.preset.content_layers),
+                                           list(level.blocks))
     phases.mark("content features")
-    grams = stylizer._style_targets(styles, level.size, run, vgg)
-    anchor = stylizer._anchor(styles, level, run, vgg)
+    grams = stylizer.targets.blended(styles, level.size, run, vgg)
+    below = anchor(job, level)
     phases.mark("style targets and anchor")
-    loss = objective.Objective(vgg, weights_of(run), features, grams, list(level.blocks), anchor)
+    loss = objective.Objective(vgg, weights_of(run), features, grams, list(level.blocks), below)
     assert level.anchor is not None
-    x = stylizer._initial(target, stylizer._model_input(photo, level.anchor), run, None)
+    x = initial(job, target, stylizer.models.input(photo, level.anchor))
     del target
     phases.mark("start")
     optimizer = make_optimizer(run.preset, x, stylizer.profile.optimizer_bytes, detail=True)

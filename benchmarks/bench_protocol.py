@@ -16,8 +16,8 @@ import threading
 import time
 
 from neural_style.nst_client import Client, JobEventKind
-from nst_server import daemon
-from nst_server.samples import painting, photo
+from nst_server.service import daemon
+from nst_server.engine.samples import painting, photo
 
 def start_server():
     with socket.socket() as s:

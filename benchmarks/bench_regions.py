@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from nst_server.engine import Stylizer
-from nst_server.evaluate import Evaluator
-from nst_server.regions import Regions
+from nst_server.engine.evaluate import Evaluator
+from nst_server.engine.regions import Regions
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import SHARED_STYLES  # noqa: E402

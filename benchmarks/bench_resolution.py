@@ -72,9 +72,9 @@ def one_run(args) -> None:
     """The child: one mode, one painting; prints one JSON line."""
     import torch
     from nst_server.engine import Stylizer
-    from nst_server.evaluate import Evaluator
-    from nst_server.plans import plan
-    from nst_server.presets import resolve
+    from nst_server.engine.evaluate import Evaluator
+    from nst_server.engine.plans import plan
+    from nst_server.engine.presets import resolve
 
     photo = load_photo(args.photo, args.megapixels)
     style = Image.open(args.style).convert("RGB")
@@ -157,7 +157,7 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     styles = args.styles or sorted(glob.glob(os.path.join(STYLES, "*.jpg")))
     if not styles:
-        from nst_server.samples import painting
+        from nst_server.engine.samples import painting
         styles = [os.path.join(args.out, "swirls.png")]
         painting().save(styles[0])
     modes = args.modes.split(",")

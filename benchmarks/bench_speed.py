@@ -18,9 +18,9 @@ from PIL import Image
 
 from neural_style.nst_settings import DEFAULT_PRESET
 from nst_server.engine import Stylizer
-from nst_server.presets import PRESETS
-from nst_server.samples import painting, photo
-from nst_server.vgg import BLOCKS
+from nst_server.engine.presets import PRESETS
+from nst_server.engine.samples import painting, photo
+from nst_server.engine.vgg import BLOCKS
 
 
 def conv_gflop(width, height, deepest_block=5):
@@ -38,7 +38,7 @@ def conv_gflop(width, height, deepest_block=5):
 def measure_iteration(stylizer, size, steps=8):
     """Seconds per forward+backward of the default preset's model at size x size."""
     preset = PRESETS[DEFAULT_PRESET]
-    vgg = stylizer._model(stylizer.profile.dtype)
+    vgg = stylizer.models.in_dtype(stylizer.profile.dtype)
     layers = list(dict.fromkeys([*preset.content_layers, *preset.style_layers]))
     x = torch.randn(1, 3, size, size, device=stylizer.device, requires_grad=True)
     times = []
@@ -53,7 +53,7 @@ def measure_iteration(stylizer, size, steps=8):
 def bench_memory(size):
     """Peak RSS of a fresh process that loads the model and runs the default preset at `size`."""
     code = ("import resource; from nst_server.engine import Stylizer;"
-            "from nst_server.samples import photo, painting;"
+            "from nst_server.engine.samples import photo, painting;"
             f"Stylizer().stylize(photo('astronaut'), painting('swirls'), {{'size': {size}}});"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

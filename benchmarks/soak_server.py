@@ -26,8 +26,8 @@ import psutil
 import zmq
 
 from neural_style.nst_client import Client, JobCancelled, JobEventKind, NSTError, ServerError
-from nst_server import daemon
-from nst_server.samples import painting, photo
+from nst_server.service import daemon
+from nst_server.engine.samples import painting, photo
 
 CLIENTS = 8
 JOB = {"preset": "fast", "size": 64, "iterations": 6}

@@ -62,7 +62,7 @@ def test_bad_input_is_one_line_and_exit_2(images, args, message):
 
 
 def test_blended_styles_weighted_one_and_zero_equal_the_single_style(images):
-    from nst_server.samples import painting
+    from nst_server.engine.samples import painting
     painting("embers", 128).save(images / "other.png")
     outs = [images / "single.png", images / "blend.png"]
     for out, styles in zip(outs, ([images / "painting.jpg"],
@@ -97,7 +97,7 @@ def test_server_option_runs_the_job_on_a_server(images, server):
 
 def test_server_option_with_no_server_says_how_to_start_one_within_the_reply_timeout(images):
     """The one reply timeout (5 s) bounds the wait for an absent server (the rest: imports)."""
-    from conftest import free_endpoint
+    from support import free_endpoint
     from neural_style import nst_protocol as protocol
     start = time.monotonic()
     done = run(str(images / "photo.png"), str(images / "painting.jpg"), "-o",

@@ -8,16 +8,18 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_server.engine import Stylizer, WorkClock, style_size
-from nst_server.objective import split
-from nst_server.plans import Level, iteration_schedule
-from nst_server.presets import CLASSIC, classic_tv_weight, resolve
-from nst_server.vgg import IMAGENET_MEAN, PAINTING_PADDING
-from nst_server.errors import InputError, Stopped
-from nst_server.evaluate import Evaluator, palette_distance
-from nst_server.yardstick import border
-from nst_server.images import decode_image, lab_pixels, match_palette
-from nst_server.samples import painting, photo
+from nst_server.engine import Stylizer
+from nst_server.engine.clock import WorkClock
+from nst_server.engine.style_targets import style_size
+from nst_server.engine.objective import split
+from nst_server.engine.plans import Level, iteration_schedule
+from nst_server.engine.presets import CLASSIC, classic_tv_weight, resolve
+from nst_server.engine.vgg import IMAGENET_MEAN, PAINTING_PADDING
+from nst_server.engine.errors import InputError, Stopped
+from nst_server.engine.evaluate import Evaluator, palette_distance
+from nst_server.engine.yardstick import border
+from nst_server.engine.images import decode_image, lab_pixels, match_palette
+from nst_server.engine.samples import painting, photo
 
 QUICK = {"preset": "fast", "size": 64, "iterations": 4}
 
@@ -200,16 +202,16 @@ def _in_mode(image, mode):
 def test_the_model_is_built_once_per_process(stylizer, content, style):
     model = stylizer.vgg
     stylizer.stylize(content, style, QUICK)
-    variants = dict(stylizer._vgg_variants)
+    variants = dict(stylizer.models._variants)
     stylizer.stylize(content, style, dict(QUICK, seed=5))
-    assert stylizer.vgg is model and stylizer._vgg_variants == variants
+    assert stylizer.vgg is model and stylizer.models._variants == variants
 
 
 def test_the_float32_channels_last_profile_of_cpus_without_bf16(content, style, evaluator):
     stylizer = Stylizer()
     stylizer.profile = replace(stylizer.profile, dtype=torch.float32, channels_last=True)
     result = stylizer.stylize(content, style, dict(QUICK, iterations=10))
-    model = stylizer._vgg_variants[torch.float32]
+    model = stylizer.models._variants[torch.float32]
     assert model.channels_last and model is not stylizer.vgg
     assert model.layers["conv2_1"].weight.is_contiguous(memory_format=torch.channels_last)
     assert evaluator.style_loss(result, style) < evaluator.style_loss(content, style)
@@ -260,7 +262,7 @@ def test_the_palette_start_is_pulled_towards_the_photo_itself(stylizer, evaluato
 
 
 def test_blended_styles_weighted_one_and_zero_equal_the_single_style(stylizer, content, style):
-    from nst_server.samples import painting
+    from nst_server.engine.samples import painting
     other = painting("embers", 128)
     single = np.asarray(stylizer.stylize(content, style, QUICK))
     blended = np.asarray(stylizer.stylize(content, [style, other], QUICK, style_weights=[1, 0]))

@@ -22,10 +22,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent / "gimp"))
 from harness import REPO, VERSIONS, GimpSession, gimp_root, run_filter  # noqa: E402
 
-from conftest import free_endpoint  # noqa: E402
-from nst_server.evaluate import palette_distance  # noqa: E402
-from nst_server.samples import painting, photo  # noqa: E402
-from nst_server.yardstick import layout_correlation  # noqa: E402
+from support import free_endpoint  # noqa: E402
+from nst_server.engine.evaluate import palette_distance  # noqa: E402
+from nst_server.engine.samples import painting, photo  # noqa: E402
+from nst_server.engine.yardstick import layout_correlation  # noqa: E402
 
 FAST = {"preset": "fast", "custom-size": True, "size": 64}
 LONG_RUN = dict(FAST, preset="best", size=256)  # on large.png: long enough to act on mid-run

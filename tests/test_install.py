@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import free_endpoint
+from support import free_endpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,9 +4,10 @@ import os
 import subprocess
 
 from neural_style import nst_launch
-from nst_server import daemon
+from nst_server.service import daemon
 
-# Windows' documented process-creation flag values (subprocess has them only on Windows).
+# Windows' documented process-creation flag values (subprocess has them only on Windows, so the
+# test compares with the documentation's numbers, which hold on every system).
 WINDOWS = {"DETACHED_PROCESS": 0x8, "CREATE_NEW_PROCESS_GROUP": 0x200, "CREATE_NO_WINDOW": 0x8000000}
 
 
@@ -15,8 +16,6 @@ def test_on_windows_no_console_window_appears():
     assert start == {"creationflags": WINDOWS["CREATE_NO_WINDOW"]}
     server = nst_launch.background_options("win32")  # the server it leaves running
     assert server == {"creationflags": WINDOWS["DETACHED_PROCESS"] | WINDOWS["CREATE_NEW_PROCESS_GROUP"]}
-    for name, value in WINDOWS.items():
-        assert getattr(subprocess, name, value) == value
 
 
 def test_elsewhere_the_background_server_gets_a_session_of_its_own():

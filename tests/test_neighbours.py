@@ -1,18 +1,18 @@
-"""The `painterly` quality's neural-neighbour targets (nst_server/neighbours.py) and the runs
+"""The `painterly` quality's neural-neighbour targets (nst_server/engine/neighbours.py) and the runs
 built on them, with the real VGG19."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from nst_server.errors import InputError
-from nst_server.evaluate import palette_distance
-from nst_server.images import to_tensor
-from nst_server.neighbours import neighbour_targets
-from nst_server.objective import features_by_block, split
-from nst_server.samples import painting, photo
-from nst_server.vgg import normalize
-from nst_server.yardstick import layout_correlation
+from nst_server.engine.errors import InputError
+from nst_server.engine.evaluate import palette_distance
+from nst_server.engine.images import to_tensor
+from nst_server.engine.neighbours import neighbour_targets
+from nst_server.engine.objective import features_by_block, split
+from nst_server.engine.samples import painting, photo
+from nst_server.engine.vgg import normalize
+from nst_server.engine.yardstick import layout_correlation
 
 LAYERS = ["relu2_1", "relu3_1", "relu4_1"]
 PAINTERLY = {"preset": "painterly", "size": 96, "iterations": 30}

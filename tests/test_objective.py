@@ -9,17 +9,16 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from nst_server import objective as objective_module
-from nst_server.device import BLOCK_BYTES_PER_PIXEL, memory_plan
-from nst_server.engine import weights_of
-from nst_server.losses import gram_sum, style_loss, tv_loss_with_grad
-from nst_server.objective import (ALIGN, HALO, Anchor, Objective, features_by_block, grams_by_block,
+from nst_server.engine import objective as objective_module
+from nst_server.engine.device import BLOCK_BYTES_PER_PIXEL, memory_plan
+from nst_server.engine.levels import weights_of
+from nst_server.engine.losses import gram_sum, style_loss, tv_loss_with_grad
+from nst_server.engine.objective import (ALIGN, HALO, Anchor, Objective, features_by_block, grams_by_block,
                                   split)
-from nst_server.plans import plan
-from nst_server.presets import resolve
+from nst_server.engine.plans import plan
+from nst_server.engine.presets import resolve
+from support import SMALL_BLOCKS
 
-# blocks with 128-px cores: (128 + 2 * HALO)^2 padded pixels
-SMALL_BLOCKS = (128 + 2 * HALO) ** 2
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ def _evaluate(vgg, run, content, style, x0, max_pixels):
 
 @pytest.mark.parametrize("preset", ["balanced", "paper"])
 def test_blocks_give_the_whole_image_loss_and_gradient(stylizer, preset, true_float32):
-    vgg = stylizer._model(torch.float32)
+    vgg = stylizer.models.in_dtype(torch.float32)
     run = resolve({"preset": preset}, 512)
     generator = torch.Generator().manual_seed(0)
     content = torch.randn(1, 3, 300, 400, generator=generator).to(stylizer.device)
@@ -61,7 +60,7 @@ def test_blocks_give_the_whole_image_loss_and_gradient(stylizer, preset, true_fl
 def test_the_anchor_is_the_style_loss_of_the_image_seen_at_the_scale_below(stylizer, true_float32):
     """A detail scale's anchor, in blocks, gives the loss and gradient autograd finds through the
     downsampling and one pass of the whole small image."""
-    vgg = stylizer._model(torch.float32)
+    vgg = stylizer.models.in_dtype(torch.float32)
     weights = replace(weights_of(resolve({}, 512)), content=0.0, tv=0.0, content_layers={})
     generator = torch.Generator().manual_seed(2)
     x0 = torch.randn(1, 3, 600, 800, generator=generator).to(stylizer.device)
@@ -103,7 +102,7 @@ def test_a_halo_narrower_than_relu5_1_sees_shows(stylizer, monkeypatch):
     """The halo is what makes blocks exact: at a third of it the gradient is off by far more
     than float32 rounding (~2e-5 here, against ~4e-7; at x = content, where only the style
     term pulls, reflection padding at the halo's edge hid it: 1e-6)."""
-    vgg = stylizer._model(torch.float32)
+    vgg = stylizer.models.in_dtype(torch.float32)
     run = resolve({"preset": "balanced"}, 512)
     generator = torch.Generator().manual_seed(1)
     content = torch.randn(1, 3, 150, 200, generator=generator).to(stylizer.device)
@@ -141,7 +140,7 @@ def test_block_size_comes_from_the_free_memory():
 
 FREED_BUFFERS = """
 import contextlib, sys, psutil, torch
-from nst_server.device import freed_buffers_returned
+from nst_server.engine.device import freed_buffers_returned
 if sys.argv[1] == "after":
     with freed_buffers_returned():
         pass
@@ -212,7 +211,7 @@ def test_full_resolution_end_to_end_adds_detail_in_blocks(stylizer, style):
     """A 400x300 photo worked at 64 px: `auto` on a CPU whose detail side is 64 (today's
     behaviour) only upscales; `full` paints up to 400 px, its last level in blocks, and
     progress reaches the whole work."""
-    from nst_server.samples import photo
+    from nst_server.engine.samples import photo
     image = photo("chelsea").resize((400, 300), Image.Resampling.LANCZOS)
     settings = {"preset": "fast", "size": 64, "iterations": 4}
     original = stylizer.profile

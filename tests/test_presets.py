@@ -11,14 +11,14 @@ import torch
 from PIL import Image
 
 from neural_style import nst_settings
-from nst_server.device import CPU_DTYPE_FILE, select_device
+from nst_server.engine.device import CPU_DTYPE_FILE, select_device
 from nst_server.engine import Stylizer
-from nst_server.errors import InputError
-from nst_server.images import to_tensor
-from nst_server.presets import PRESETS
-from nst_server.samples import painting, photo
+from nst_server.engine.errors import InputError
+from nst_server.engine.images import to_tensor
+from nst_server.engine.presets import PRESETS
+from nst_server.engine.samples import painting, photo
 from nst_server.user_dirs import APP
-from nst_server.vgg import denormalize, normalize
+from nst_server.engine.vgg import denormalize, normalize
 
 STEPS = 12
 
@@ -118,7 +118,7 @@ def float32_twin():
 
 def cpu_dtype_in_a_new_process(cache):
     """The CPU dtype a fresh server process picks, with `cache` as its cache folder."""
-    done = subprocess.run([sys.executable, "-c", "from nst_server.device import cpu_bf16_pays; "
+    done = subprocess.run([sys.executable, "-c", "from nst_server.engine.device import cpu_bf16_pays; "
                            "print(cpu_bf16_pays())"], env={**os.environ, "XDG_CACHE_HOME": str(cache)},
                           capture_output=True, text=True, timeout=120, check=True)
     return done.stdout.strip() == "True"

@@ -11,7 +11,7 @@ import zmq
 from PIL import Image
 
 from neural_style import nst_protocol as protocol
-from nst_server.samples import photo
+from nst_server.engine.samples import photo
 
 MAX_PIXELS = 1_000_000
 MAX_MESSAGE = 4 * 1024 * 1024
@@ -118,7 +118,7 @@ STYLE_CASES = [
 
 @pytest.fixture(scope="module")
 def fuzzed_server():
-    from conftest import ServerProcess
+    from support import ServerProcess
     process = ServerProcess("--max-pixels", str(MAX_PIXELS), "--max-message-bytes", str(MAX_MESSAGE))
     yield process
     process.stop()

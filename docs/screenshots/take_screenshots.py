@@ -23,7 +23,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "gimp")]
 from conftest import ServerProcess  # noqa: E402
 from harness import GimpSession, gimp_root  # noqa: E402
 
-from nst_server.samples import painting, photo  # noqa: E402
+from nst_server.engine.samples import painting, photo  # noqa: E402
 
 SHARED_STYLE = REPO.parent / "shared" / "styles" / "wave.jpg"
 PAINTING_AT = (820, 40)  # the progress window, right of GIMP's window (800 wide)

@@ -2,7 +2,7 @@
 
 One table shared by the command line (`nst-stylize`), the wire protocol, the server's validation
 and the GIMP plug-in's arguments. Pure Python (no torch, numpy or GIMP): GIMP's own Python imports
-it. A value of None means "the preset decides" (the preset values live in nst_server/presets.py).
+it. A value of None means "the preset decides" (the preset values live in nst_server/engine/presets.py).
 """
 
 import math

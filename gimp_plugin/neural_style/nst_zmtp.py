@@ -15,7 +15,17 @@ SIGNATURE_HEAD, SIGNATURE_TAIL = b"\xff" + bytes(8), b"\x7f"
 GREETING = (SIGNATURE_HEAD + SIGNATURE_TAIL + bytes([3, 0]) + b"NULL".ljust(20, b"\0")
             + b"\0" + bytes(31))
 MORE, LONG, COMMAND = 0x01, 0x02, 0x04
-MAX_COMMAND_BYTES = 64 * 1024
+MAX_COMMAND_BYTES = 64 * 1024  # READY and PING carry a few short properties
+
+
+def greeting_problem(head: bytes) -> str | None:
+    """What is wrong with the start of a peer's greeting (as many bytes as have come), or None:
+    the client checks the server's with it, the server's gate each client's."""
+    if head[:1] not in (b"", SIGNATURE_HEAD[:1]) or head[9:10] not in (b"", SIGNATURE_TAIL):
+        return "not ZeroMQ's"
+    if len(head) > 10 and head[10] < 3:
+        return f"ZMTP {head[10]}.x, where 3.x is needed"
+    return None
 
 
 class ZMTPError(Exception):
@@ -82,11 +92,10 @@ class DealerConnection:
 
     @staticmethod
     def _check_greeting(peer: bytes) -> None:
-        if peer[:1] != b"\xff" or peer[9:10] != SIGNATURE_TAIL:
-            raise ZMTPError("the server's greeting is not ZeroMQ's (is something else listening "
+        problem = greeting_problem(peer)
+        if problem is not None:
+            raise ZMTPError(f"the server's greeting is {problem} (is something else listening "
                             "on that port?)")
-        if peer[10] < 3:
-            raise ZMTPError(f"the server speaks ZMTP {peer[10]}.x; 3.x is needed")
         mechanism = peer[12:32].rstrip(b"\0")
         if mechanism != b"NULL":
             raise ZMTPError(f"the server wants the {mechanism.decode(errors='replace')!r} "

@@ -5,7 +5,7 @@ from PIL import Image
 
 from neural_style.nst_client import Client, JobEvent, JobEventKind
 
-from .images import split_alpha
+from ..engine import split_alpha
 
 
 def stylize_remote(endpoint, content, styles, settings, style_weights=None, bar=None,

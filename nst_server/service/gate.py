@@ -14,12 +14,11 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
+from neural_style.nst_zmtp import COMMAND, GREETING, LONG, MAX_COMMAND_BYTES, MORE, greeting_problem
+
 log = logging.getLogger("nst-server")
 
 CHUNK = 256 * 1024
-GREETING_BYTES = 64            # ZMTP 3 greeting: signature, version, mechanism, as-server, filler
-MAX_COMMAND_BYTES = 64 * 1024  # READY and PING carry a few short properties
-MORE, LONG, COMMAND = 0x01, 0x02, 0x04
 
 
 class LimitExceeded(Exception):
@@ -55,11 +54,10 @@ class FrameMeter:
     def _parse_head(self) -> None:
         head = self._head
         if not self._greeted:
-            if len(head) == 1 and head[0] != 0xFF or len(head) == 10 and head[9] != 0x7F:
-                raise LimitExceeded("not a ZeroMQ peer (bad greeting signature)")
-            if len(head) == 11 and head[10] < 3:
-                raise LimitExceeded(f"ZMTP {head[10]}.x is not supported (3.x is)")
-            if len(head) == GREETING_BYTES:
+            problem = greeting_problem(head)
+            if problem is not None:
+                raise LimitExceeded(f"the greeting is {problem}")
+            if len(head) == len(GREETING):
                 self._greeted, self._head = True, b""
             return
         flags = head[0]

@@ -33,7 +33,7 @@ import psutil
 import torch
 
 from .errors import InputError
-from .user_dirs import cache_dir
+from ..user_dirs import cache_dir
 
 CPU_WORKING_SIZE = 512
 GPU_WORKING_SIZE = 1024

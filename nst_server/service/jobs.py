@@ -27,7 +27,7 @@ class Job:
     last_heard: float = field(default_factory=time.monotonic)
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""      # "cancelled" or "abandoned", once stop is set
-    finish: threading.Event = field(default_factory=threading.Event)  # end now, with what it has
+    finish_early: threading.Event = field(default_factory=threading.Event)  # end now, with what it has
     last_preview: float = float("-inf")
 
     def owned_by(self, client: bytes, token: object) -> bool:
@@ -35,7 +35,7 @@ class Job:
         return client == self.client or (isinstance(token, str) and
                                          secrets.compare_digest(token.encode(), self.token.encode()))
 
-    def request_stop(self, reason):
+    def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
             self.stop_reason = reason
             self.stop.set()
@@ -44,13 +44,13 @@ class Job:
 class JobQueue:
     """Waiting jobs in order; the worker blocks in take(); the loop may remove waiting jobs."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int):
         self.limit = limit
         self._waiting: deque[Job] = deque()
         self._ready = threading.Condition()
-        self.running = None
+        self.running: Job | None = None
 
-    def put(self, job):
+    def put(self, job: Job) -> int | None:
         """Queue `job`; return how many jobs are ahead of it, or None when the queue is full."""
         with self._ready:
             if len(self._waiting) >= self.limit:
@@ -59,7 +59,7 @@ class JobQueue:
             self._ready.notify()
             return self._ahead(len(self._waiting) - 1)
 
-    def take(self, timeout):
+    def take(self, timeout: float) -> Job | None:
         """The next job (now the running one), or None after `timeout` s."""
         with self._ready:
             if not self._waiting:
@@ -67,18 +67,18 @@ class JobQueue:
             self.running = self._waiting.popleft() if self._waiting else None
             return self.running
 
-    def finish(self):
+    def end_running(self) -> None:
         with self._ready:
             self.running = None
 
-    def remove(self, job):
+    def remove(self, job: Job) -> bool:
         with self._ready:
             if job in self._waiting:
                 self._waiting.remove(job)
                 return True
             return False
 
-    def waiting(self):
+    def waiting(self) -> list[Job]:
         with self._ready:
             return list(self._waiting)
 
@@ -87,15 +87,15 @@ class JobQueue:
         with self._ready:
             return [(job, self._ahead(index)) for index, job in enumerate(self._waiting)]
 
-    def _ahead(self, index):
+    def _ahead(self, index: int) -> int:
         return index + (self.running is not None)
 
-    def count_for(self, client):
+    def count_for(self, client: bytes) -> int:
         """Jobs of this connection, waiting or running."""
         with self._ready:
             return sum(j.client == client for j in [self.running, *self._waiting] if j is not None)
 
-    def find(self, job_id):
+    def find(self, job_id: str) -> Job | None:
         with self._ready:
             running = [self.running] if self.running else []
             return next((j for j in running + list(self._waiting) if j.id == job_id), None)

@@ -16,7 +16,7 @@ from neural_style import nst_settings
 from neural_style.nst_client import NSTError
 from neural_style.nst_protocol import MAX_STYLES
 
-from .errors import InputError, Stopped
+from ..engine import InputError, Stopped
 
 USAGE_ERROR = 2
 DEMO_OUTPUT = "neural-style-demo.png"
@@ -120,7 +120,7 @@ def main(argv=None):
 
 def _inputs(args, parser):
     if args.demo:
-        from .samples import painting, photo
+        from ..engine.samples import painting, photo
         return photo("chelsea"), [painting("swirls")], args.output or DEMO_OUTPUT
     if not (args.content and (args.style or args.region) and args.output):
         parser.error("CONTENT, STYLE and -o OUT are required (or --demo)")
@@ -154,7 +154,7 @@ def _open(path, role):
 def _regions(args, content, rest):
     """The paintings and the label map of --region: label 0 is the rest of the picture (the one
     STYLE, or kept), label i the i-th mask's part."""
-    from .regions import Regions
+    from ..engine import Regions
     labels = np.zeros((content.height, content.width), np.uint8)
     paintings = list(rest)
     for number, (mask_path, painting_path) in enumerate(args.region, start=1):
@@ -174,7 +174,7 @@ def _run(args, content, styles, settings, regions=None):
         from .remote import stylize_remote
         return stylize_remote(args.server, content, styles, settings, args.style_weights, bar,
                               regions)
-    from .engine import Stylizer
+    from ..engine import Stylizer
     stylizer = Stylizer(weights=args.weights, device=args.device)
     try:
         return stylizer.stylize(content, styles, settings, on_progress=bar,

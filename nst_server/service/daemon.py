@@ -12,7 +12,7 @@ from typing import IO
 from neural_style.nst_client import Client, NSTError
 from neural_style.nst_launch import START_TIMEOUT, background_options
 
-from .user_dirs import state_dir
+from ..user_dirs import state_dir
 
 
 
@@ -49,7 +49,7 @@ def spawn(run_args: list[str], output: IO | int, detach: bool = False) -> subpro
     """`nst-server run RUN_ARGS` as a child process writing to `output`; `detach`: in a session
     (or, on Windows, a process group) of its own, so that it outlives its parent's terminal."""
     options = background_options(sys.platform) if detach else {}
-    return subprocess.Popen([sys.executable, "-m", "nst_server.server_cli", "run", *run_args],
+    return subprocess.Popen([sys.executable, "-m", "nst_server.cli.server", "run", *run_args],
                             stdin=subprocess.DEVNULL, stdout=output, stderr=output, **options)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from neural_style import nst_protocol as protocol
 from neural_style.nst_client import Client, NSTError, default_endpoint
 
-from . import daemon
+from ..service import daemon
 
 LOG_BYTES = 5 * 2**20  # the log rotates at this size, keeping two old files
 REMOTE_WARNING = ("nst-server: WARNING: listening on {endpoint}, which is not loopback: any host "
@@ -93,9 +93,9 @@ def is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .engine import Stylizer
-    from .errors import InputError
-    from .server import Limits, Server
+    from ..engine import InputError, Stylizer
+    from ..service.admission import Limits
+    from ..service.server import Server
     problem = check_endpoint(args)
     if problem:
         print(f"nst-server: error: {problem}", file=sys.stderr)
