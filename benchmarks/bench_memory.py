@@ -69,8 +69,8 @@ def main() -> None:
     stylizer = Stylizer()
     run = resolve({"resolution": "full"}, stylizer.profile.working_size)
     level = plan(run, photo.size, stylizer.profile)[-1]
-    assert level.anchor is not None, "the photo is no larger than the working size"
-    print(f"finest scale {level.size}, {len(level.blocks)} blocks; anchor {level.anchor}")
+    assert level.anchor_size is not None, "the photo is no larger than the working size"
+    print(f"finest scale {level.size}, {len(level.blocks)} blocks; anchor {level.anchor_size}")
     phases.mark("model loaded")
     with freed_buffers_returned(len(level.blocks) > 1):  # as the engine runs the level
         finest_scale(stylizer, run, level, photo, painting, phases, args.iterations)
@@ -90,8 +90,8 @@ def finest_scale(stylizer: Stylizer, run: Run, level: Level, photo: Image.Image,
     below = anchor(job, level)
     phases.mark("style targets and anchor")
     loss = objective.Objective(vgg, weights_of(run), features, grams, list(level.blocks), below)
-    assert level.anchor is not None
-    x = initial(job, target, stylizer.models.input(photo, level.anchor))
+    assert level.anchor_size is not None
+    x = initial(job, target, stylizer.models.input(photo, level.anchor_size))
     del target
     phases.mark("start")
     optimizer = make_optimizer(run.preset, x, stylizer.profile.optimizer_bytes, detail=True)

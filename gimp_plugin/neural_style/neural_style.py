@@ -62,7 +62,8 @@ def how_to_start(endpoint, config):
     return nst_launch.how_to_start(endpoint, config.get("server_command"), nst_launch.in_flatpak())
 
 
-def answers(client):
+def server_reachable(client):
+    """Whether our server answers (PluginError if something else listens there)."""
     try:
         client.ping()
         return True
@@ -98,7 +99,7 @@ def start_installed_server(client, config, watch):
     if late:
         starting.kill()
     out, err = starting.communicate()
-    if not answers(client):
+    if not server_reachable(client):
         said = (f"no answer within {START_WAIT:.0f} s" if late else
                 (err or out).strip() or f"exit status {starting.returncode}")
         raise PluginError(f"{how_to_start(endpoint, config)}\n(nst-server start said: {said})")
@@ -177,7 +178,7 @@ def paint(config, image, source, styles, shares, watch, regions=(None, None)):
     installed = load_config()
     endpoint = config.get_property("endpoint") or installed_endpoint()
     client = nst_client.Client(endpoint)
-    if not answers(client):
+    if not server_reachable(client):
         start_installed_server(client, installed, watch)
     # Interactive runs only: in a script's run GIMP's progress Cancel kills the plug-in at once,
     # which would leave the preview layer behind.

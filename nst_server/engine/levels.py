@@ -88,12 +88,12 @@ def initial(job: RunInputs, target: torch.Tensor, previous: torch.Tensor | None)
 
 def anchor(job: RunInputs, level: Level) -> Anchor | None:
     """The style-only objective at the scale below a detail scale (objective.Anchor)."""
-    if level.anchor is None:
+    if level.anchor_size is None:
         return None
     weights = replace(weights_of(job.run), content=0.0, tv=0.0, content_layers={})
-    whole, guided = style_terms(job, level.anchor)
+    whole, guided = style_terms(job, level.anchor_size)
     return Anchor(Objective(job.vgg, weights, {}, whole, list(level.anchor_blocks),
-                            regions=guided), level.anchor)
+                            regions=guided), level.anchor_size)
 
 
 def style_terms(job: RunInputs, size: tuple[int, int]) -> tuple[ByLayer, list[GuidedStyle]]:

@@ -8,7 +8,7 @@ makes two passes: (1) every block forward without autograd, summing each style l
 loss's (the Grams' gradient is known after pass 1, and the content term is a sum over positions).
 Blocks overlap by a halo wider than what relu5_1 sees, on a grid that keeps every pooling aligned,
 so a block's core activations equal the whole image's: no seams, and the same loss and gradient as
-one pass (tests/test_objective.py). One block (a small image) is the plain one-pass case.
+one pass (tests/engine/test_objective.py). One block (a small image) is the plain one-pass case.
 """
 import math
 from collections.abc import Iterator, Mapping, Sequence

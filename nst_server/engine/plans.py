@@ -30,7 +30,7 @@ class Level:
     iterations: int
     blocks: tuple[Block, ...]
     # A detail scale also keeps the style of the scale below, seen at its size (objective.Anchor)
-    anchor: tuple[int, int] | None = None
+    anchor_size: tuple[int, int] | None = None
     anchor_blocks: tuple[Block, ...] = ()
 
     @property
@@ -71,11 +71,12 @@ def plan(run: Run, content_size: tuple[int, int], profile: DeviceProfile) -> lis
             for i, (size, n) in enumerate(sizes)]
 
 
-def _level(size: tuple[int, int], iterations: int, anchor: tuple[int, int] | None,
+def _level(size: tuple[int, int], iterations: int, anchor_size: tuple[int, int] | None,
            block_pixels: int) -> Level:
     def blocks(s: tuple[int, int]) -> tuple[Block, ...]:
         return tuple(split(s[1], s[0], block_pixels))
-    return Level(size, iterations, blocks(size), anchor, blocks(anchor) if anchor else ())
+    return Level(size, iterations, blocks(size), anchor_size,
+                 blocks(anchor_size) if anchor_size else ())
 
 
 def detail_sides(base: int, target: int) -> list[int]:

@@ -123,11 +123,6 @@ class Run:
     init: Init
     seed: int
 
-    @property
-    def layers(self) -> list[str]:
-        """Every layer the objective reads, each once, content first."""
-        return list(dict.fromkeys([*self.preset.content_layers, *self.preset.style_layers]))
-
 
 def resolve(settings: Mapping[str, Any], device_working_size: int,
             recipe: Preset | None = None) -> Run:

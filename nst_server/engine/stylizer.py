@@ -27,9 +27,9 @@ from .device import DeviceProfile, freed_buffers_returned, profile_for, select_d
 from .errors import InputError, Stopped
 from .images import (ImageInput, as_pil, image_digest, luminance_rgb, match_luminance,
                      match_palette, recolor, split_alpha, to_pil)
-from .models import Models
 from .levels import RunInputs, initial
 from .levels import objective as level_objective
+from .models import Models
 from .optimizers import DivergenceGuard, make_optimizer
 from .plans import Level, plan
 from .presets import Preset, Run, resolve
@@ -192,7 +192,7 @@ class Stylizer:
         x = initial(job, target, previous)
         objective = level_objective(job, level, target, x, previous is None)
         del target
-        detail = level.anchor is not None
+        detail = level.anchor_size is not None
         optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes, detail=detail)
         guard = DivergenceGuard(x) if isinstance(optimizer, torch.optim.LBFGS) else None
         for _ in range(level.iterations):

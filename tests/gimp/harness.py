@@ -235,12 +235,6 @@ class Gui:
             time.sleep(0.1)
         return done.read_text()
 
-    def keys(self, title, keys):
-        """Press `keys` (xdotool names) in the last window whose title matches (with no window
-        manager, xdotool does not count GIMP's image window as visible)."""
-        return self.do(f"w=$(xdotool search --name '{title}' | tail -1)\n"
-                       f"[ -n \"$w\" ] && xdotool windowfocus --sync $w key {keys}")
-
     def open_filter(self, start=True):
         """Filters > Artistic > Neural Style… with the mouse and keys, as a user does; with
         `start` False the menu stays open on the entry."""

@@ -15,7 +15,7 @@ import pytest
 
 from support import free_endpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def user_env(tmp_path):

@@ -13,6 +13,7 @@ from PIL import Image
 from neural_style import nst_protocol as protocol
 from neural_style.nst_client import (Client, JobCancelled, JobEventKind, ServerError,
                                      ServerUnavailable)
+from nst_server.engine.device import select_device
 from support import LONG, QUICK, layer, stylize
 
 def test_ping_and_info(server):
@@ -20,7 +21,7 @@ def test_ping_and_info(server):
     assert client.ping() < 1.0
     info = client.info()
     assert info["protocol"] == protocol.VERSION
-    assert info["device"] == "cpu" and info["weights"] == "original"
+    assert info["device"] == str(select_device()) and info["weights"] == "original"
     assert set(info["presets"]) == {"fast", "balanced", "best", "painterly", "paper"}
     assert info["queue_length"] == 0 and info["busy"] is False and info["pid"] == server.process.pid
     assert info["limits"]["max_pixels"] == protocol.DEFAULT_MAX_PIXELS

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent / "gimp"))
 from harness import REPO, VERSIONS, GimpSession, gimp_root, run_filter  # noqa: E402
 
 from support import free_endpoint  # noqa: E402

@@ -194,7 +194,7 @@ def test_the_plan_per_device(stylizer):
     assert [lv.iterations for lv in full[2:]] == [24, 20, 10, 10]
     assert full[-1].work > full[-2].work > full[1].work
     # a detail level keeps the style of the level below (objective.Anchor); the preset's do not
-    assert [lv.anchor for lv in full] == [None, None, *[lv.size for lv in full[1:-1]]]
+    assert [lv.anchor_size for lv in full] == [None, None, *[lv.size for lv in full[1:-1]]]
     # a layer no larger than the working size gets the preset's scales only, on every device
     for profile in (cpu, gpu):
         assert [lv.size for lv in plan(run, (400, 300), profile)] == [(200, 150), (400, 300)]
