@@ -36,12 +36,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
-sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin")]
-from neural_style.nst_protocol import DEFAULT_ENDPOINT, parse_endpoint  # noqa: E402  (both: standard library only)
+sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin" / "neural_style")]
+from nst_contract.protocol import DEFAULT_ENDPOINT, parse_endpoint  # noqa: E402  (both: standard library only)
 from nst_server.user_dirs import STATE_ENV, cache_dir, data_dir, state_dir  # noqa: E402
 
 PLUGIN_SOURCE = REPO / "gimp_plugin" / "neural_style"
 PLUGIN_NAME = "neural_style"
+CONTRACT = "nst_contract"  # the plug-in's sub-package that the server imports by the same name
 CONFIG = "config.json"  # in the plug-in folder, beside the .py files
 # The system to install for: this one, unless NST_INSTALL_SYSTEM names another ("linux", "win32",
 # "darwin"; the tests simulate each system's folders with it and with HOME, APPDATA, ...).
@@ -214,16 +215,19 @@ class Installer:
         """Copy the plug-in's files into `plugins`/neural_style, replacing only what an earlier run
         put there (files the user added stay), and merge config.json. Returns what it wrote."""
         target = plugins / PLUGIN_NAME
-        shipped = sorted(p.name for p in PLUGIN_SOURCE.glob("*.py") if p.name != "__init__.py")
+        shipped = sorted(p.name for p in PLUGIN_SOURCE.glob("*.py"))
         if self.step(f"copy the plug-in to {target}"):
             target.mkdir(parents=True, exist_ok=True)
-            for name in set(installed_files(target)) - set(shipped) - {CONFIG}:
+            for name in set(installed_files(target)) - {*shipped, CONTRACT, CONFIG}:
                 (target / name).unlink(missing_ok=True)  # ours, from an older version
             for name in shipped:
                 shutil.copyfile(PLUGIN_SOURCE / name, target / name)
+            shutil.rmtree(target / CONTRACT, ignore_errors=True)  # all ours: replaced whole
+            shutil.copytree(PLUGIN_SOURCE / CONTRACT, target / CONTRACT,
+                            ignore=shutil.ignore_patterns("__pycache__"))
             os.chmod(target / "neural_style.py", 0o755)
             self.write_config(target / CONFIG)
-        return [*shipped, CONFIG]
+        return [*shipped, CONTRACT, CONFIG]
 
     def write_config(self, path):
         """config.json: the server command is the installer's to set; the endpoint is the user's

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from neural_style.nst_client import Client, JobEventKind
+from nst_contract.client import Client, JobEventKind
 from nst_server.service import daemon
 from nst_server.engine.samples import painting, photo
 

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from neural_style.nst_client import Client, JobEventKind
+from nst_contract.client import Client, JobEventKind
 from nst_server.service import daemon
 from nst_server.engine.samples import painting, photo
 

@@ -16,7 +16,7 @@ import time
 import torch
 from PIL import Image
 
-from neural_style.nst_settings import DEFAULT_PRESET
+from nst_contract.settings import DEFAULT_PRESET
 from nst_server.engine import Stylizer
 from nst_server.engine.presets import PRESETS
 from nst_server.engine.samples import painting, photo

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import zmq
 
-from neural_style.nst_client import Client, JobCancelled, JobEventKind, NSTError, ServerError
+from nst_contract.client import Client, JobCancelled, JobEventKind, NSTError, ServerError
 from nst_server.service import daemon
 from nst_server.engine.samples import painting, photo
 
@@ -43,7 +43,7 @@ BAD = [
 ]
 DOOMED = """
 import sys
-from neural_style.nst_client import Client
+from nst_contract.client import Client
 def on(event):
     print(event.kind.value, flush=True)
 Client(sys.argv[1]).stylize(bytes(64 * 48 * 3), 64, 48, 3, open(sys.argv[2], "rb").read(),

@@ -42,7 +42,7 @@ class ServerProcess:
             raise
 
     def client(self, timeout=5.0):
-        from neural_style.nst_client import Client
+        from nst_contract.client import Client
         return Client(self.endpoint, timeout)
 
     def stop(self):

@@ -21,12 +21,12 @@ from gi.repository import Gimp, GLib  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import nst_canvas  # noqa: E402  (standard library and gi only, like everything in this folder)
-import nst_client  # noqa: E402
 import nst_dialog  # noqa: E402
-import nst_launch  # noqa: E402
-import nst_protocol  # noqa: E402
-import nst_settings  # noqa: E402
 import nst_watch  # noqa: E402
+from nst_contract import client as nst_client  # noqa: E402
+from nst_contract import launch as nst_launch  # noqa: E402
+from nst_contract import protocol as nst_protocol  # noqa: E402
+from nst_contract import settings as nst_settings  # noqa: E402
 from nst_canvas import PluginError  # noqa: E402
 
 PROCEDURE = "python-fu-neural-style"

@@ -10,10 +10,7 @@ import gi
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GObject  # noqa: E402
 
-try:
-    from . import nst_settings
-except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
-    import nst_settings  # type: ignore[import-not-found, no-redef]
+from nst_contract import settings as nst_settings  # noqa: E402
 
 RW = GObject.ParamFlags.READWRITE
 MAIN = ["style-file", "style-file-2", "style-mix", "preset", "strength", "style-scale",

@@ -6,10 +6,7 @@ import gi
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp  # noqa: E402
 
-try:
-    from . import nst_client
-except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
-    import nst_client  # type: ignore[import-not-found, no-redef]
+from nst_contract import client as nst_client  # noqa: E402
 
 TITLE = "Neural Style: painting"  # not the settings dialog's "Neural Style"
 KEEP = 1                          # response id of "Keep current"

@@ -3,7 +3,7 @@ import io
 
 from PIL import Image
 
-from neural_style.nst_client import Client, JobEvent, JobEventKind
+from nst_contract.client import Client, JobEvent, JobEventKind
 
 from ..engine import split_alpha
 

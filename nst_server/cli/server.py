@@ -11,8 +11,8 @@ import signal
 import sys
 from typing import Any
 
-from neural_style import nst_protocol as protocol
-from neural_style.nst_client import Client, NSTError, default_endpoint
+from nst_contract import protocol
+from nst_contract.client import Client, NSTError, default_endpoint
 
 from ..service import daemon
 

@@ -12,9 +12,9 @@ import time
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from neural_style import nst_settings
-from neural_style.nst_client import NSTError
-from neural_style.nst_protocol import MAX_STYLES
+from nst_contract import settings as nst_settings
+from nst_contract.client import NSTError
+from nst_contract.protocol import MAX_STYLES
 
 from ..engine import InputError, Stopped
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from neural_style import nst_protocol as protocol
+from nst_contract import protocol
 
 from .errors import InputError
 

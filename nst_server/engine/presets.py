@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from neural_style import nst_settings
+from nst_contract import settings as nst_settings
 
 from .errors import InputError
 from .vgg import CAFFE_UNITS

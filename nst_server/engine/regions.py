@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
-from neural_style.nst_protocol import MAX_REGIONS
+from nst_contract.protocol import MAX_REGIONS
 
 from .errors import InputError
 from .vgg import layer_stride

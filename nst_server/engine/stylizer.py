@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from neural_style import nst_settings
-from neural_style.nst_protocol import MAX_PREVIEW_SIDE, MAX_STYLES
+from nst_contract import settings as nst_settings
+from nst_contract.protocol import MAX_PREVIEW_SIDE, MAX_STYLES
 
 from .clock import WorkClock
 from .device import DeviceProfile, freed_buffers_returned, profile_for, select_device

@@ -2,9 +2,9 @@
 once, the job's cost asked of the engine; anything wrong is a ProtocolError the client hears."""
 from dataclasses import dataclass
 
-from neural_style import nst_protocol as protocol
-from neural_style import nst_settings
-from neural_style.nst_protocol import ProtocolError, field
+from nst_contract import protocol
+from nst_contract import settings as nst_settings
+from nst_contract.protocol import ProtocolError, field
 
 from ..engine import MIN_SIDE
 from .engine_protocol import Engine

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from neural_style.nst_client import Client, NSTError
-from neural_style.nst_launch import START_TIMEOUT, background_options
+from nst_contract.client import Client, NSTError
+from nst_contract.launch import START_TIMEOUT, background_options
 
 from ..user_dirs import state_dir
 

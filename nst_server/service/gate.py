@@ -14,7 +14,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from neural_style.nst_zmtp import COMMAND, GREETING, LONG, MAX_COMMAND_BYTES, MORE, greeting_problem
+from nst_contract.zmtp import COMMAND, GREETING, LONG, MAX_COMMAND_BYTES, MORE, greeting_problem
 
 log = logging.getLogger("nst-server")
 

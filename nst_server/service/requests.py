@@ -4,8 +4,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from neural_style import nst_protocol as protocol
-from neural_style.nst_protocol import ProtocolError, field
+from nst_contract import protocol
+from nst_contract.protocol import ProtocolError, field
 
 from .admission import Limits, admit
 from .engine_protocol import Engine

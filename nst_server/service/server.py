@@ -16,9 +16,9 @@ import traceback
 
 import zmq
 
-from neural_style import nst_protocol as protocol
-from neural_style import nst_settings
-from neural_style.nst_protocol import ProtocolError
+from nst_contract import protocol
+from nst_contract import settings as nst_settings
+from nst_contract.protocol import ProtocolError
 
 from .. import __version__
 from .admission import Limits

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from neural_style import nst_protocol as protocol
+from nst_contract import protocol
 
 from ..engine import InputError, Progress, Regions, Stopped, decode_image
 from .engine_protocol import Engine

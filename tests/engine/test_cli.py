@@ -98,7 +98,7 @@ def test_server_option_runs_the_job_on_a_server(images, server):
 def test_server_option_with_no_server_says_how_to_start_one_within_the_reply_timeout(images):
     """The one reply timeout (5 s) bounds the wait for an absent server (the rest: imports)."""
     from support import free_endpoint
-    from neural_style import nst_protocol as protocol
+    from nst_contract import protocol
     start = time.monotonic()
     done = run(str(images / "photo.png"), str(images / "painting.jpg"), "-o",
                str(images / "never.png"), "--server", free_endpoint(), *QUICK)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from neural_style import nst_settings
+from nst_contract import settings as nst_settings
 from nst_server.engine.device import CPU_DTYPE_FILE, select_device
 from nst_server.engine import Stylizer
 from nst_server.engine.errors import InputError

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from neural_style import nst_protocol as protocol
-from neural_style.nst_client import ServerError
+from nst_contract import protocol
+from nst_contract.client import ServerError
 from nst_server.engine.errors import InputError
 from nst_server.engine.objective import GuidedStyle, Objective, features_by_block, grams_by_block, split
 from nst_server.engine.presets import resolve

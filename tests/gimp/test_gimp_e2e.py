@@ -337,10 +337,14 @@ def test_gimps_python_runs_the_plugin_with_nothing_compiled(session):
     """The installed folder is .py files and config alone, and GIMP's own Python imports the
     client from it without pyzmq or any other package (site-packages switched off)."""
     folder = session.plugins / "neural_style"
-    installed = sorted(p.suffix for p in folder.iterdir() if p.name != "__pycache__")  # GIMP's cache
-    shipped = [p for p in (REPO / "gimp_plugin" / "neural_style").glob("*.py") if p.name != "__init__.py"]
-    assert installed == [".json", *[".py"] * len(shipped)]
-    probe = (f"import sys; sys.path.insert(0, {session.path_in_gimp(folder)!r}); import nst_client; "
+    source = REPO / "gimp_plugin" / "neural_style"
+    installed = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                       if p.is_file() and "__pycache__" not in p.parts)  # GIMP's cache
+    shipped = sorted(str(p.relative_to(source)) for p in source.rglob("*.py")
+                     if "__pycache__" not in p.parts)
+    assert installed == sorted([*shipped, "config.json"])
+    probe = (f"import sys; sys.path.insert(0, {session.path_in_gimp(folder)!r}); "
+             "import nst_contract.client; "
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('zmq', 'numpy')))")
     command = ["/usr/bin/python3", "-I", "-S", "-c", probe]
     if session.root != Path("/"):

@@ -66,8 +66,10 @@ def test_install_is_idempotent_and_uninstall_removes_exactly_it(tmp_path, plugin
     plugin = plugins / "neural_style"
     assert os.access(plugin / "neural_style.py", os.X_OK)
     assert {p.name for p in plugin.iterdir()} == {
-        "neural_style.py", "nst_canvas.py", "nst_dialog.py", "nst_watch.py", "nst_client.py",
-        "nst_zmtp.py", "nst_launch.py", "nst_protocol.py", "nst_settings.py", "config.json"}
+        "neural_style.py", "nst_canvas.py", "nst_dialog.py", "nst_watch.py", "nst_contract",
+        "config.json"}
+    assert {p.name for p in (plugin / "nst_contract").iterdir()} == {
+        "__init__.py", "client.py", "zmtp.py", "launch.py", "protocol.py", "settings.py"}
     config = json.loads((plugin / "config.json").read_text())
     assert config["server_command"] == [str(Path(sys.prefix) / "bin" / "nst-server")]
     assert config["endpoint"] == "tcp://127.0.0.1:5555"
@@ -204,7 +206,7 @@ def test_a_virtualenv_the_installer_made_is_removed_even_after_a_rerun(tmp_path,
 CLIENT_RUN = """
 import sys
 sys.path.insert(0, sys.argv[3])  # as neural_style.py puts its own folder first
-from nst_client import Client, JobEventKind
+from nst_contract.client import Client, JobEventKind
 client = Client(sys.argv[1])
 assert client.ping() < 1 and client.info()["busy"] is False
 events = []
@@ -236,7 +238,8 @@ def test_the_installed_plugin_folder_runs_its_client_with_no_site_packages(tmp_p
     (the job outlives several heartbeat intervals) and cancels one, against the real server."""
     assert install_py(tmp_path, *common(plugins))[0] == 0
     folder = plugins / "neural_style"
-    assert all(p.suffix == ".py" or p.name == "config.json" for p in folder.iterdir())
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files and all(p.suffix == ".py" or p.name == "config.json" for p in files)
     (tmp_path / "style.png").write_bytes(style_png)
     # Cancelled by the client once it has run twice the server's job timeout (3 s): only
     # heartbeats kept it alive so long (an abandoned job is cancelled at 3 s, and never gets there).

@@ -1,9 +1,9 @@
-"""Starting the server per system (nst_launch): no console window on Windows, a session of its
+"""Starting the server per system (nst_contract.launch): no console window on Windows, a session of its
 own elsewhere, and plain instructions inside a Flatpak sandbox."""
 import os
 import subprocess
 
-from neural_style import nst_launch
+from nst_contract import launch as nst_launch
 from nst_server.service import daemon
 
 # Windows' documented process-creation flag values (subprocess has them only on Windows, so the

@@ -5,8 +5,8 @@ import threading
 import pytest
 import zmq
 
-from neural_style import nst_protocol as protocol
-from neural_style.nst_client import Client, ServerError
+from nst_contract import protocol
+from nst_contract.client import Client, ServerError
 
 
 def scripted_server(replies):

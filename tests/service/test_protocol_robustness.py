@@ -10,7 +10,7 @@ import pytest
 import zmq
 from PIL import Image
 
-from neural_style import nst_protocol as protocol
+from nst_contract import protocol
 from nst_server.engine.samples import photo
 
 MAX_PIXELS = 1_000_000

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style import nst_protocol as protocol
-from neural_style.nst_client import (Client, JobCancelled, JobEventKind, ServerError,
+from nst_contract import protocol
+from nst_contract.client import (Client, JobCancelled, JobEventKind, ServerError,
                                      ServerUnavailable)
 from nst_server.engine.device import select_device
 from support import LONG, QUICK, layer, stylize
@@ -306,7 +306,7 @@ def test_client_killed_mid_job_is_dropped_and_the_next_job_runs(server, style_pn
     script = tmp_path / "doomed_client.py"
     script.write_text(
         "import sys\n"
-        "from neural_style.nst_client import Client\n"
+        "from nst_contract.client import Client\n"
         f"c = Client({server.endpoint!r})\n"
         "def on(e):\n"
         "    print(e.kind.value, e.job, flush=True)\n"

@@ -12,8 +12,8 @@ import psutil
 import pytest
 import zmq
 
-from neural_style import nst_protocol as protocol
-from neural_style.nst_client import JobEventKind, ServerError, ServerUnavailable
+from nst_contract import protocol
+from nst_contract.client import JobEventKind, ServerError, ServerUnavailable
 from support import LONG, QUICK, layer, stylize
 
 

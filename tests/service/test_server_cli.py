@@ -159,7 +159,7 @@ def test_a_flood_of_bad_messages_logs_a_bounded_number_of_lines(tmp_path):
 
 
 def test_dead_endpoint_is_reported_within_the_reply_timeout():
-    from neural_style import nst_protocol as protocol
+    from nst_contract import protocol
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "nst_server.cli.server", "status", "--endpoint",
                            free_endpoint()], capture_output=True, text=True, timeout=60)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style import nst_protocol as protocol
-from neural_style.nst_client import Client, JobEventKind, ServerError
+from nst_contract import protocol
+from nst_contract.client import Client, JobEventKind, ServerError
 from nst_server.service.admission import Limits
 from nst_server.service.server import Server
 from support import FakeEngine, free_endpoint, layer

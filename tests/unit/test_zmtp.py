@@ -1,4 +1,4 @@
-"""The standard-library ZeroMQ client (nst_zmtp) against hostile peers on a raw loopback socket:
+"""The standard-library ZeroMQ client (nst_contract.zmtp) against hostile peers on a raw loopback socket:
 every broken or malicious answer ends the call with a clear error within its timeout, with
 bounded memory, never a hang. (Interoperability with real libzmq is the whole server suite,
 which runs through this client.)"""
@@ -10,9 +10,9 @@ import tracemalloc
 
 import pytest
 
-from neural_style import nst_protocol as protocol
-from neural_style.nst_client import Client, NotAServer, ServerUnavailable
-from neural_style.nst_zmtp import GREETING
+from nst_contract import protocol
+from nst_contract.client import Client, NotAServer, ServerUnavailable
+from nst_contract.zmtp import GREETING
 
 TIMEOUT = 1.5
 READY_BODY = b"\x05READY\x0bSocket-Type" + struct.pack(">I", 6) + b"ROUTER"

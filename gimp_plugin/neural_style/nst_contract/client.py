@@ -20,12 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-try:
-    from . import nst_protocol as protocol
-    from . import nst_zmtp as zmtp
-except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
-    import nst_protocol as protocol  # type: ignore[import-not-found, no-redef]
-    import nst_zmtp as zmtp  # type: ignore[import-not-found, no-redef]
+from . import protocol, zmtp
 
 
 class NSTError(Exception):

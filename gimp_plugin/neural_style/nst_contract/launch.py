@@ -3,10 +3,7 @@ started without a console window on Windows, and for what to say inside a Flatpa
 cannot start programs on the host. Standard library only (GIMP's Python and the server use it)."""
 import os
 
-try:
-    from . import nst_protocol as protocol
-except ImportError:  # inside GIMP the plug-in folder itself is on sys.path
-    import nst_protocol as protocol  # type: ignore[import-not-found, no-redef]
+from . import protocol
 
 # Windows process-creation flags (subprocess defines them only on Windows).
 DETACHED_PROCESS = 0x00000008
