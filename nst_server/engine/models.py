@@ -7,7 +7,7 @@ from PIL import Image
 
 from .device import DeviceProfile, release_memory
 from .images import to_tensor
-from .vgg import PAINTING_PADDING, VGG19Features, load_vgg19, normalize
+from .vgg import PAINTING_PADDING, Padding, VGG19Features, load_vgg19, normalize
 
 
 class Models:
@@ -15,7 +15,7 @@ class Models:
         self.weights = weights
         self.profile = profile
         self._vgg: VGG19Features | None = None
-        self._variants: dict[torch.dtype, VGG19Features] = {}
+        self._variants: dict[tuple[torch.dtype, Padding], VGG19Features] = {}
 
     @property
     def vgg(self) -> VGG19Features:
@@ -39,17 +39,19 @@ class Models:
         self._variants.clear()
         release_memory(self.profile.device)
 
-    def in_dtype(self, dtype: torch.dtype) -> VGG19Features:
-        """The VGG in `dtype` and this device's memory layout (each variant built once)."""
-        if dtype not in self._variants:
+    def in_dtype(self, dtype: torch.dtype, padding: Padding = PAINTING_PADDING) -> VGG19Features:
+        """The VGG in `dtype`, `padding` and this device's memory layout (each variant built
+        once)."""
+        if (dtype, padding) not in self._variants:
             model = self.vgg
-            if dtype != torch.float32 or self.profile.channels_last:
+            if dtype != torch.float32 or self.profile.channels_last or padding != model.padding:
                 model = copy.deepcopy(self.vgg).to(dtype)
+                model.padding = padding
             if self.profile.channels_last:
                 model = model.to(memory_format=torch.channels_last)
                 model.channels_last = True
-            self._variants[dtype] = model
-        return self._variants[dtype]
+            self._variants[dtype, padding] = model
+        return self._variants[dtype, padding]
 
     def input(self, image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
         """`image` resized to `size`, as the model's normalized input tensor on this device."""

@@ -43,7 +43,7 @@ class StyleTargets:
         the cache when possible."""
         layers = list(run.preset.style_layers)
         size = style_size(style.size, image_size, run)
-        key = (style_key, size, tuple(layers), vgg.dtype)
+        key = (style_key, size, tuple(layers), vgg.dtype, vgg.padding)
         if key in self._cache:
             self._stats["hits"] += 1
             self._cache.move_to_end(key)

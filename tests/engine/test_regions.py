@@ -106,9 +106,9 @@ def test_a_guide_of_ones_is_the_plain_gram_term(stylizer):
     ones = guides(Regions(np.zeros((128, 160), np.uint8), (0,)), (160, 128), layers,
                   stylizer.device)[0][1]
     features = features_by_block(vgg, content, list(run.preset.content_layers), blocks)
-    plain = Objective(vgg, weights_of(run), features, grams, blocks).evaluate(content.clone().requires_grad_(True))
-    guided = Objective(vgg, weights_of(run), features, {}, blocks,
-                       regions=[GuidedStyle(grams, ones)]).evaluate(content.clone().requires_grad_(True))
+    plain = Objective(vgg, weights_of(run), features, grams, blocks)
+    guided = Objective(vgg, weights_of(run), features, {}, blocks, regions=[GuidedStyle(grams, ones)])
+    plain, guided = (o.evaluate(content.clone().requires_grad_(True)) for o in (plain, guided))
     assert guided["style"] == pytest.approx(plain["style"], rel=1e-5)
 
 

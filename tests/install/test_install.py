@@ -170,8 +170,8 @@ def test_check_passes_only_for_a_real_server(tmp_path, plugins, server):
         impostor.bind(("127.0.0.1", 0))
         impostor.listen()
         other = f"tcp://127.0.0.1:{impostor.getsockname()[1]}"
-        for endpoint, verdict in ((server.endpoint, "[ok] server: {} answers"),
-                                  (other, "[FAIL] server: something that is not an nst-server listens at {}: stop it")):
+        impostor_verdict = "[FAIL] server: something that is not an nst-server listens at {}: stop it"
+        for endpoint, verdict in ((server.endpoint, "[ok] server: {} answers"), (other, impostor_verdict)):
             code, out = install_py(tmp_path, "--check", "--gimp-dir", str(plugins),
                                    "--endpoint", endpoint)
             assert verdict.format(endpoint) in out, out
