@@ -126,7 +126,10 @@ class VGG19Features(nn.Module):
 
     @property
     def padding(self) -> Padding:
-        return self.layers["conv1_1"].edge
+        """How the convolutions pad their maps (every one alike)."""
+        first = self.layers["conv1_1"]
+        assert isinstance(first, PaddedConv)
+        return first.edge
 
     @padding.setter
     def padding(self, padding: Padding) -> None:
