@@ -11,7 +11,7 @@ from typing import Any, Literal
 from nst_contract import settings as nst_settings
 
 from .errors import InputError
-from .vgg import CAFFE_UNITS, PAINTING_PADDING, Padding
+from .vgg import CAFFE_UNITS
 
 # Layer names are the ReLU outputs. The paper recipe's "conv1_1 ... conv5_1, conv4_2" are read
 # there after the in-place ReLU of torchvision's VGG, i.e. these same activations.
@@ -48,8 +48,9 @@ class Preset:
     # is two image-sized buffers, not a history.
     detail_lr: float = 0.05
     size: int | None = None    # working size fixed by the recipe; None = the device's
-    exact_fp32: bool = False   # True: float32 convolutions on every device, as published
-    padding: Padding = PAINTING_PADDING  # the convolutions' border (vgg.py); published: zeros
+    # True: run as published (a baseline): float32 convolutions on every device, the network's
+    # zero padding, no L-BFGS divergence guard
+    published: bool = False
     clamp: bool = True         # keep pixels in 0..1 after every step (the recipe does not)
     init: Init | None = None   # the recipe's own start; None: the user's `init`
     palette: bool = False      # start from the photo in the painting's colours
@@ -68,8 +69,8 @@ STYLE_WEIGHT = 20.0
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         optimizer="adam", lr=0.003, iterations=500, content_weight=1.0, style_weight=1e3,
-        tv_weight=0.0, style_term="paper", style_shape="content", size=256, exact_fp32=True,
-        padding="zeros", clamp=False,
+        tv_weight=0.0, style_term="paper", style_shape="content", size=256, published=True,
+        clamp=False,
         style_layers=dict(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2)))),
     "fast": Preset(
         optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=STYLE_WEIGHT,
@@ -98,8 +99,8 @@ PRESETS: dict[str, Preset] = {
 # 0..255 units; ours is a mean in normalized units, hence a weight per pixel: see classic_tv_weight.
 CLASSIC = Preset(
     optimizer="lbfgs", lr=1.0, iterations=1000, content_weight=5.0, style_weight=100.0,
-    tv_weight=0.0, style_layers=EQUAL, init="faint noise", history=100, size=512, exact_fp32=True,
-    padding="zeros", clamp=False)
+    tv_weight=0.0, style_layers=EQUAL, init="faint noise", history=100, size=512, published=True,
+    clamp=False)
 CLASSIC_TV_STRENGTH = 1e-3
 
 
