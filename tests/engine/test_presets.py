@@ -69,7 +69,7 @@ def test_the_paper_preset_reproduces_the_published_recipe(stylizer):
     seen = []
     result = stylizer.stylize(content, style, {"preset": "paper", "iterations": STEPS},
                               on_progress=lambda p: seen.append(p.losses["total"]))
-    as_trained = load_vgg19(stylizer.weights, padding="zeros").to(stylizer.device)  # zero padding, as published
+    as_trained = load_vgg19(stylizer.weights, padding="zeros").to(stylizer.device)  # as published
     expected, totals = published_recipe(as_trained, content, style, STEPS)
     assert seen == pytest.approx(totals, rel=1e-3)
     assert totals[-1] < 0.9 * totals[0]  # the steps did something, so the comparison means something
