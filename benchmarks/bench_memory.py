@@ -78,7 +78,7 @@ def main() -> None:
 
 def finest_scale(stylizer: Stylizer, run: Run, level: Level, photo: Image.Image,
                  painting: Image.Image, phases: Phases, iterations: int) -> None:
-    vgg = stylizer.models.in_dtype(stylizer.profile.dtype)
+    vgg = stylizer.models.variant(stylizer.profile.dtype)
     styles = [(painting, image_digest(painting), 1.0)]
     job = RunInputs(vgg, photo, styles, run, None, None, stylizer.models, stylizer.targets)
     target = stylizer.models.input(photo, level.size)

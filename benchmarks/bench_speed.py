@@ -38,7 +38,7 @@ def conv_gflop(width, height, deepest_block=5):
 def measure_iteration(stylizer, size, steps=8):
     """Seconds per forward+backward of the default preset's model at size x size."""
     preset = PRESETS[DEFAULT_PRESET]
-    vgg = stylizer.models.in_dtype(stylizer.profile.dtype)
+    vgg = stylizer.models.variant(stylizer.profile.dtype)
     layers = list(dict.fromkeys([*preset.content_layers, *preset.style_layers]))
     x = torch.randn(1, 3, size, size, device=stylizer.device, requires_grad=True)
     times = []

@@ -39,7 +39,7 @@ class Models:
         self._variants.clear()
         release_memory(self.profile.device)
 
-    def in_dtype(self, dtype: torch.dtype, padding: Padding = PAINTING_PADDING) -> VGG19Features:
+    def variant(self, dtype: torch.dtype, padding: Padding = PAINTING_PADDING) -> VGG19Features:
         """The VGG in `dtype`, `padding` and this device's memory layout (each variant built
         once)."""
         if (dtype, padding) not in self._variants:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from nst_contract import settings as nst_settings
 
 from .errors import InputError
-from .vgg import CAFFE_UNITS
+from .vgg import CAFFE_UNITS, PAINTING_PADDING, Padding
 
 # Layer names are the ReLU outputs. The paper recipe's "conv1_1 ... conv5_1, conv4_2" are read
 # there after the in-place ReLU of torchvision's VGG, i.e. these same activations.
@@ -58,6 +58,11 @@ class Preset:
     # True: the content layers other than CONTENT_LAYER take the painting's nearest features as
     # targets (neighbours.py; style_weight weighs them), and there is no Gram term
     neighbours: bool = False
+
+    @property
+    def padding(self) -> Padding:
+        """The convolutions' border: the network's zeros as published, else the painter's."""
+        return "zeros" if self.published else PAINTING_PADDING
 
 
 EQUAL = dict.fromkeys(STYLE_LAYERS, 1.0)

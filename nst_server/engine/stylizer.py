@@ -36,7 +36,7 @@ from .presets import Preset, Run, resolve
 from .regions import Regions, composite
 from .regions import check as check_regions
 from .style_targets import StyleTargets
-from .vgg import PAINTING_PADDING, VGG19Features, denormalize
+from .vgg import VGG19Features, denormalize
 
 PREVIEW_SIDE = MAX_PREVIEW_SIDE  # previews are for a screen, whatever the image's size
 Blend = list[tuple[Image.Image, float]]  # paintings (RGB) and their shares, summing to 1
@@ -158,9 +158,8 @@ class Stylizer:
                   should_finish: Callable[[], bool]) -> Image.Image:
         """Coarse to fine over the run's plan, from `start` (or the run's init) towards `content`'s
         features; return the finest level's result (or, once should_finish(), the current one)."""
-        published = run.preset.published
-        dtype = torch.float32 if published else self.profile.dtype
-        job = RunInputs(self.models.in_dtype(dtype, "zeros" if published else PAINTING_PADDING),
+        dtype = torch.float32 if run.preset.published else self.profile.dtype
+        job = RunInputs(self.models.variant(dtype, run.preset.padding),
                         luminance_rgb(content) if run.preserve_colors else content,
                         [(image, image_digest(image), share) for image, share in styles], run, start,
                         regions, self.models, self.targets)

@@ -2,7 +2,7 @@
 
 The evaluator's Gram loss rewards texture statistics: an even carpet of the painting's strokes, or
 colour speckle, can score well on it while the picture is lost. These figures look at what a
-person sees, each in CIE Lab (L 0..100):
+person sees, in CIE Lab (L 0..100) except where said:
 
 - composition: the photo's layout of darks and lights kept — correlation of heavily blurred
   luminance between result and photo (1 = the same layout; a texture carpet or a flat image ~0);

@@ -211,7 +211,7 @@ def test_the_float32_channels_last_profile_of_cpus_without_bf16(content, style, 
     stylizer = Stylizer()
     stylizer.profile = replace(stylizer.profile, dtype=torch.float32, channels_last=True)
     result = stylizer.stylize(content, style, dict(QUICK, iterations=10))
-    model = stylizer.models.in_dtype(torch.float32)  # the variant the run built
+    model = stylizer.models.variant(torch.float32)  # the variant the run built
     assert len(stylizer.models._variants) == 1 and model.channels_last and model is not stylizer.vgg
     assert model.layers["conv2_1"].weight.is_contiguous(memory_format=torch.channels_last)
     assert evaluator.style_loss(result, style) < evaluator.style_loss(content, style)

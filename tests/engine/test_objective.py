@@ -43,7 +43,7 @@ def _evaluate(vgg, run, content, style, x0, max_pixels):
 
 @pytest.mark.parametrize("preset", ["balanced", "paper"])
 def test_blocks_give_the_whole_image_loss_and_gradient(stylizer, preset, true_float32):
-    vgg = stylizer.models.in_dtype(torch.float32)
+    vgg = stylizer.models.variant(torch.float32)
     run = resolve({"preset": preset}, 512)
     generator = torch.Generator().manual_seed(0)
     content = torch.randn(1, 3, 300, 400, generator=generator).to(stylizer.device)
@@ -60,7 +60,7 @@ def test_blocks_give_the_whole_image_loss_and_gradient(stylizer, preset, true_fl
 def test_the_anchor_is_the_style_loss_of_the_image_seen_at_the_scale_below(stylizer, true_float32):
     """A detail scale's anchor, in blocks, gives the loss and gradient autograd finds through the
     downsampling and one pass of the whole small image."""
-    vgg = stylizer.models.in_dtype(torch.float32)
+    vgg = stylizer.models.variant(torch.float32)
     weights = replace(weights_of(resolve({}, 512)), content=0.0, tv=0.0, content_layers={})
     generator = torch.Generator().manual_seed(2)
     x0 = torch.randn(1, 3, 600, 800, generator=generator).to(stylizer.device)
@@ -102,7 +102,7 @@ def test_a_halo_narrower_than_relu5_1_sees_shows(stylizer, monkeypatch):
     """The halo is what makes blocks exact: at a third of it the gradient is off by far more
     than float32 rounding (~2e-5 here, against ~4e-7; at x = content, where only the style
     term pulls, reflection padding at the halo's edge hid it: 1e-6)."""
-    vgg = stylizer.models.in_dtype(torch.float32)
+    vgg = stylizer.models.variant(torch.float32)
     run = resolve({"preset": "balanced"}, 512)
     generator = torch.Generator().manual_seed(1)
     content = torch.randn(1, 3, 150, 200, generator=generator).to(stylizer.device)

@@ -67,7 +67,7 @@ def test_a_region_without_a_painting_stays_near_the_photo(stylizer, picture):
 
 def test_guided_grams_are_exact_over_blocks(stylizer):
     """The guided term's loss and gradient over 12 blocks equal the one-pass ones (float32)."""
-    vgg = stylizer.models.in_dtype(torch.float32)
+    vgg = stylizer.models.variant(torch.float32)
     run = resolve({"preset": "balanced"}, 512)
     generator = torch.Generator().manual_seed(3)
     content = torch.randn(1, 3, 300, 400, generator=generator).to(stylizer.device)
@@ -96,7 +96,7 @@ def test_guided_grams_are_exact_over_blocks(stylizer):
 
 
 def test_a_guide_of_ones_is_the_plain_gram_term(stylizer):
-    vgg = stylizer.models.in_dtype(torch.float32)
+    vgg = stylizer.models.variant(torch.float32)
     run = resolve({"preset": "balanced"}, 512)
     generator = torch.Generator().manual_seed(4)
     content = torch.randn(1, 3, 128, 160, generator=generator)

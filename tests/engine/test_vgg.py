@@ -111,8 +111,8 @@ def test_the_painting_model_mirrors_its_borders_and_the_published_recipes_keep_z
     baseline, as published) gets the network as trained, exactly: features along the edge
     differ between the two, the inside of the map does not."""
     trained = load_vgg19("original", padding="zeros")(image, ["relu1_1"])["relu1_1"]
-    zeros = stylizer.models.in_dtype(torch.float32, "zeros")(image, ["relu1_1"])["relu1_1"]
-    mirrored = stylizer.models.in_dtype(torch.float32)(image, ["relu1_1"])["relu1_1"]
+    zeros = stylizer.models.variant(torch.float32, "zeros")(image, ["relu1_1"])["relu1_1"]
+    mirrored = stylizer.models.variant(torch.float32)(image, ["relu1_1"])["relu1_1"]
     assert torch.equal(zeros, trained)
     assert torch.allclose(mirrored[..., 1:-1, 1:-1], trained[..., 1:-1, 1:-1])
     assert (mirrored[..., 0, :] - trained[..., 0, :]).abs().mean() > 0.05 * trained.abs().mean()
