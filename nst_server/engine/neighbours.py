@@ -71,17 +71,43 @@ def nearest_cells(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
 
 def _gather(painting: torch.Tensor, cells: torch.Tensor, grid: torch.Size,
             painting_grid: torch.Size, name: str, shape: tuple[int, int]) -> torch.Tensor:
-    """Layer `name`'s [1, c, h, w] map of `shape` whose every cell holds the painting's
-    activations in the matched cell (`cells`: the painting's place on its relu4_1 grid
-    `painting_grid` for each place of our relu4_1 `grid`)."""
+    """Layer `name`'s [1, c, h, w] map of `shape` copied from the painting's matched cells
+    (`cells`: the painting's place on its relu4_1 grid `painting_grid` for each place of our
+    relu4_1 `grid`). Each position blends the copies of its four nearest cells, each copy carried
+    past its cell's edge, by bilinear weight (the voting of patch-based synthesis): where
+    neighbouring cells came from apart in the painting, their copies cross-fade instead of
+    meeting in a seam every cell (an 8-px grid in the picture); where they came from together
+    it is an exact copy."""
     per_cell = CELL // layer_stride(name)  # this layer's positions per cell side
-    h, w = shape
-    ys = torch.arange(h, device=painting.device)
-    xs = torch.arange(w, device=painting.device)
-    match = cells.to(painting.device).view(grid[0], grid[1])[
-        (ys // per_cell).clamp_max(grid[0] - 1)[:, None], (xs // per_cell).clamp_max(grid[1] - 1)[None, :]]
-    source_y = (match // painting_grid[1]) * per_cell + (ys % per_cell)[:, None]
-    source_x = (match % painting_grid[1]) * per_cell + (xs % per_cell)[None, :]
+    rows = _nearest_cells(shape[0], per_cell, grid[0], painting.device)
+    columns = _nearest_cells(shape[1], per_cell, grid[1], painting.device)
+    matches = cells.to(painting.device).view(grid[0], grid[1])
     their_h, their_w = painting.shape[-2:]
-    flat = (source_y.clamp_max(their_h - 1) * their_w + source_x.clamp_max(their_w - 1)).flatten()
-    return painting.flatten(2)[:, :, flat].reshape(1, painting.shape[1], h, w)
+    flat_painting = painting.flatten(2)
+    target = painting.new_zeros(1, painting.shape[1], shape[0] * shape[1])
+    for cell_y, offset_y, weight_y in rows:
+        for cell_x, offset_x, weight_x in columns:
+            match = matches[cell_y[:, None], cell_x[None, :]]
+            source_y = ((match // painting_grid[1]) * per_cell + offset_y[:, None]).clamp(0, their_h - 1)
+            source_x = ((match % painting_grid[1]) * per_cell + offset_x[None, :]).clamp(0, their_w - 1)
+            weight = (weight_y[:, None] * weight_x[None, :]).flatten().to(painting.dtype)
+            target.add_(flat_painting.index_select(2, (source_y * their_w + source_x).flatten()).mul_(weight))
+    return target.reshape(1, painting.shape[1], *shape)
+
+
+def _nearest_cells(length: int, per_cell: int, cells: int, device: torch.device
+                   ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Along one axis of `length` positions: for the two cells nearest each position's centre,
+    (cell index, the position's offset from that cell's first position, bilinear weight)."""
+    position = torch.arange(length, device=device)
+    if per_cell == 1:  # one position per cell: its own cell, whole
+        cell = position.clamp_max(cells - 1)
+        return [(cell, position - cell, torch.ones(length, device=device))]
+    centre = (position + 0.5) / per_cell - 0.5  # in cells; a cell's centre is a whole number
+    before = centre.floor().long()
+    share_after = centre - before
+    pairs = []
+    for cell, weight in ((before, 1 - share_after), (before + 1, share_after)):
+        cell = cell.clamp(0, cells - 1)
+        pairs.append((cell, position - cell * per_cell, weight))
+    return pairs
