@@ -108,12 +108,14 @@ def test_bad_weight_sources_are_clear_errors(tmp_path, content, message):
 
 def test_the_painting_model_mirrors_its_borders_and_the_published_recipes_keep_zeros(stylizer, image):
     """The engine paints with mirrored borders; a recipe that asks for zeros (the classic
-    baseline, as published) gets the network as trained, exactly: features along the edge
-    differ between the two, the inside of the map does not."""
+    baseline, as published) gets the network as trained (to float rounding: on a CPU whose float32
+    model is channels-last the sums run in another order): features along the edge differ between
+    the two, the inside of the map does not."""
     trained = load_vgg19("original", padding="zeros")(image, ["relu1_1"])["relu1_1"]
     zeros = stylizer.models.variant(torch.float32, "zeros")(image, ["relu1_1"])["relu1_1"]
     mirrored = stylizer.models.variant(torch.float32)(image, ["relu1_1"])["relu1_1"]
-    assert torch.equal(zeros, trained)
-    assert torch.allclose(mirrored[..., 1:-1, 1:-1], trained[..., 1:-1, 1:-1])
+    rounding = dict(rtol=1e-5, atol=1e-3)  # activations reach ~10^3
+    assert torch.allclose(zeros, trained, **rounding)
+    assert torch.allclose(mirrored[..., 1:-1, 1:-1], trained[..., 1:-1, 1:-1], **rounding)
     assert (mirrored[..., 0, :] - trained[..., 0, :]).abs().mean() > 0.05 * trained.abs().mean()
     assert stylizer.models.vgg.padding == "mirror"
