@@ -7,6 +7,7 @@ that is a failure.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,8 @@ from nst_server.engine.yardstick import layout_correlation  # noqa: E402
 
 FAST = {"preset": "fast", "custom-size": True, "size": 64}
 LONG_RUN = dict(FAST, preset="best", size=256)  # on large.png: long enough to act on mid-run
+# A GTK/GDK/GIMP-widget `g_return_if_fail` message: GTK's own, not the plug-in's
+GTK_ASSERTION = re.compile(r"-CRITICAL\b.*: assertion '[^']*' failed")
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
@@ -491,8 +494,11 @@ def test_closing_the_image_mid_run_drops_the_job_quietly(gimp, server, files):
         session.close()
     assert cancelled == [{"by": "closing the image"}]
     assert not any(w.startswith("Close ") or "Message" in w for w in windows), windows
+    # GIMP 3.2 under Xvfb may log GTK's own input-device assertions ("assertion '...' failed")
+    # as the window closes (seen once, 2026-12-06); those are not the plug-in's
+    ours = "\n".join(line for line in stderr.splitlines() if not GTK_ASSERTION.search(line))
     for trace in ("invalid ID", "Too many error messages", "failed", "Traceback"):
-        assert trace not in stderr, stderr[-3000:]
+        assert trace not in ours, stderr[-3000:]
 
 
 def test_cancel_in_the_dialog_keeps_the_chosen_style_file(gimp, server, files):
