@@ -125,11 +125,9 @@ def recolor(image: Image.Image, content: Image.Image) -> Image.Image:
 
 # How far the palette start's lightness moves from the photo's mean to the paintings': all the way,
 # a night seascape came back a beige day scene; none, it stayed so far from a day painting's
-# statistics that no weight beat the classic recipe's style loss there (1.30x). Halfway, the sky
-# is the painting's paper at dusk with the Milky Way still its brightest band, and both evaluator
-# losses fell on the two photos whose key differs most from their paintings' (the night seascape:
-# style 2910 -> 2196, content 3.11e5 -> 3.04e5; the storm: 3158 -> 2707, 5.55e5 -> 5.44e5;
-# docs/benchmarks.md).
+# statistics that no weight beat the classic recipe's style loss there. Halfway, the sky is the
+# painting's paper at dusk with the Milky Way still its brightest band, and both evaluator losses
+# fell where the keys differ most (figures in docs/benchmarks.md, "The palette start's key").
 KEY_SHARE = 0.5
 
 

@@ -79,8 +79,8 @@ def _gather(painting: torch.Tensor, cells: torch.Tensor, grid: torch.Size,
     meeting in a seam every cell (an 8-px grid in the picture); where they came from together
     it is an exact copy."""
     per_cell = CELL // layer_stride(name)  # this layer's positions per cell side
-    rows = _nearest_cells(shape[0], per_cell, grid[0], painting.device)
-    columns = _nearest_cells(shape[1], per_cell, grid[1], painting.device)
+    rows = _blended_cells(shape[0], per_cell, grid[0], painting.device)
+    columns = _blended_cells(shape[1], per_cell, grid[1], painting.device)
     matches = cells.to(painting.device).view(grid[0], grid[1])
     their_h, their_w = painting.shape[-2:]
     flat_painting = painting.flatten(2)
@@ -95,7 +95,7 @@ def _gather(painting: torch.Tensor, cells: torch.Tensor, grid: torch.Size,
     return target.reshape(1, painting.shape[1], *shape)
 
 
-def _nearest_cells(length: int, per_cell: int, cells: int, device: torch.device
+def _blended_cells(length: int, per_cell: int, cells: int, device: torch.device
                    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Along one axis of `length` positions: for the two cells nearest each position's centre,
     (cell index, the position's offset from that cell's first position, bilinear weight)."""
