@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .images import fit_size
 from .models import Models
 from .neighbours import MATCH_BLEND, neighbour_targets
 from .objective import Anchor, ByLayer, GuidedStyle, Objective, Weights, features_by_block, split
@@ -62,6 +63,16 @@ def neighbour_objective(job: RunInputs, level: Level, target: torch.Tensor, star
         name: scales[name] * (run.content_weight if name == CONTENT_LAYER else run.style_weight)
         for name in run.preset.content_layers})
     return Objective(vgg, weights, {**targets, **content}, {}, blocks)
+
+
+def detail_energy(vgg: VGG19Features, models: Models, photo: Image.Image, side: int) -> float:
+    """The photo's detail as the style weight reads it (presets.weighed_by_detail): the mean
+    square of its CONTENT_LAYER activations, the photo seen at `side` px (or its own size if
+    smaller)."""
+    size = fit_size(*photo.size, side)
+    blocks = split(size[1], size[0], models.profile.block_pixels)
+    features = features_by_block(vgg, models.input(photo, size), [CONTENT_LAYER], blocks)
+    return float(torch.mean(features[CONTENT_LAYER].float() ** 2))
 
 
 def initial(job: RunInputs, target: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:

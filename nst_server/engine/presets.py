@@ -5,11 +5,12 @@ over it into a `Run`: everything one stylization needs to know, as typed fields.
 `fast`, `balanced` and `best` were chosen by measurement (benchmarks/bench_engine.py, README).
 """
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from nst_contract import settings as nst_settings
 
+from .device import CPU_WORKING_SIZE
 from .errors import InputError
 from .vgg import CAFFE_UNITS, PAINTING_PADDING, Padding
 
@@ -58,6 +59,8 @@ class Preset:
     # True: the content layers other than CONTENT_LAYER take the painting's nearest features as
     # targets (neighbours.py; style_weight weighs them), and there is no Gram term
     neighbours: bool = False
+    # True: the style weight follows the photo's detail (weighed_by_detail)
+    weigh_by_detail: bool = False
 
     @property
     def padding(self) -> Padding:
@@ -66,11 +69,23 @@ class Preset:
 
 
 EQUAL = dict.fromkeys(STYLE_LAYERS, 1.0)
-# Style against content (the classic recipe's ratio, 100:5, is 20). Judged as delivered against
-# classic@200 on four 1024-px photos at the CPU default, 20 beat its style loss but not its
-# content, 10 the reverse on two pairs; 15, with `balanced` at 130 iterations, is the middle
-# (docs/benchmarks.md, "Judged alike").
-STYLE_WEIGHT = 15.0
+# Style against content (the classic recipe's ratio, 100:5, is 20), for a photo whose detail is
+# DETAIL_ENERGY: the mean square of its CONTENT_LAYER activations (Caffe units). A photo with less
+# (a smooth storm sky, a night sky) has a content term that stays small even where its structure
+# is painted over, so one weight for all let the painting take it over (Storm lost the classic
+# recipe's content loss at every weight that kept the night seascape's style); one with more
+# (grass, bark) resists more. So the weight scales by the square root of the photo's energy over
+# DETAIL_ENERGY (weighed_by_detail; the four photos of benchmarks/bench_look.py: 1.0e5-3.2e5,
+# weights 8.4-15.2), which beat classic@200 on both losses on all four (docs/benchmarks.md, "The
+# style weight follows the photo"). The photo is seen at DETAIL_SIDE (or its own size if
+# smaller), the CPU working size it was tuned at, so that every device weighs a photo alike;
+# outside DETAIL_RANGE, about the span it was tuned on, the energy counts as the range's end (a
+# 96-px thumbnail measures 1.5e6: a weight of 33, never tried).
+STYLE_WEIGHT = 11.0
+DETAIL_ENERGY = 1.7e5
+DETAIL_POWER = 0.5
+DETAIL_SIDE = CPU_WORKING_SIZE
+DETAIL_RANGE = (9e4, 3.5e5)
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -80,13 +95,15 @@ PRESETS: dict[str, Preset] = {
         style_layers=dict(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2)))),
     "fast": Preset(
         optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, palette=True, scales=((0.5, 0.3), (1.0, 0.7))),
+        tv_weight=1e5, style_layers=EQUAL, palette=True, weigh_by_detail=True,
+        scales=((0.5, 0.3), (1.0, 0.7))),
     "balanced": Preset(
         optimizer="lbfgs", lr=1.0, iterations=130, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, palette=True, scales=((0.5, 0.4), (1.0, 0.6))),
+        tv_weight=1e5, style_layers=EQUAL, palette=True, weigh_by_detail=True,
+        scales=((0.5, 0.4), (1.0, 0.6))),
     "best": Preset(
         optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, palette=True,
+        tv_weight=1e5, style_layers=EQUAL, palette=True, weigh_by_detail=True,
         scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
     # Adam, not L-BFGS: without line search L-BFGS climbed back out of its minimum into colour
     # confetti late in a 96-px run (loss 1.5 -> 5.0 over its last iterations); Adam settled lower.
@@ -157,3 +174,13 @@ def resolve(settings: Mapping[str, Any], device_working_size: int,
         tv_weight=pick("tv_weight", preset.tv_weight), style_scale=knobs["style_scale"],
         preserve_colors=knobs["preserve_colors"], resolution=knobs["resolution"],
         init=preset.init or knobs["init"], seed=knobs["seed"])
+
+
+def weighed_by_detail(run: Run, energy: float) -> Run:
+    """`run` with its style weight scaled to the photo's detail `energy` (the mean square of its
+    CONTENT_LAYER activations, the photo seen at DETAIL_SIDE; see STYLE_WEIGHT), where its
+    preset asks."""
+    if not run.preset.weigh_by_detail:
+        return run
+    energy = min(max(energy, DETAIL_RANGE[0]), DETAIL_RANGE[1])
+    return replace(run, style_weight=run.style_weight * (energy / DETAIL_ENERGY) ** DETAIL_POWER)

@@ -27,12 +27,12 @@ from .device import DeviceProfile, freed_buffers_returned, profile_for, select_d
 from .errors import InputError, Stopped
 from .images import (ImageInput, as_pil, image_digest, luminance_rgb, match_luminance,
                      match_palette, recolor, split_alpha, to_pil)
-from .levels import RunInputs, initial
+from .levels import RunInputs, detail_energy, initial
 from .levels import objective as level_objective
 from .models import Models
 from .optimizers import DivergenceGuard, make_optimizer
 from .plans import Level, plan
-from .presets import Preset, Run, resolve
+from .presets import DETAIL_SIDE, Preset, Run, resolve, weighed_by_detail
 from .regions import Regions, composite
 from .regions import check as check_regions
 from .style_targets import StyleTargets
@@ -159,10 +159,12 @@ class Stylizer:
         """Coarse to fine over the run's plan, from `start` (or the run's init) towards `content`'s
         features; return the finest level's result (or, once should_finish(), the current one)."""
         dtype = torch.float32 if run.preset.published else self.profile.dtype
-        job = RunInputs(self.models.variant(dtype, run.preset.padding),
-                        luminance_rgb(content) if run.preserve_colors else content,
-                        [(image, image_digest(image), share) for image, share in styles], run, start,
-                        regions, self.models, self.targets)
+        vgg = self.models.variant(dtype, run.preset.padding)
+        photo = luminance_rgb(content) if run.preserve_colors else content
+        if run.preset.weigh_by_detail:
+            run = weighed_by_detail(run, detail_energy(vgg, self.models, photo, DETAIL_SIDE))
+        job = RunInputs(vgg, photo, [(image, image_digest(image), share) for image, share in styles],
+                        run, start, regions, self.models, self.targets)
         levels = plan(run, job.content.size, self.profile)
         clock = WorkClock(levels)
 
