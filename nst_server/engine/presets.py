@@ -178,9 +178,7 @@ def resolve(settings: Mapping[str, Any], device_working_size: int,
 
 def weighed_by_detail(run: Run, energy: float) -> Run:
     """`run` with its style weight scaled to the photo's detail `energy` (the mean square of its
-    CONTENT_LAYER activations, the photo seen at DETAIL_SIDE; see STYLE_WEIGHT), where its
-    preset asks."""
-    if not run.preset.weigh_by_detail:
-        return run
+    CONTENT_LAYER activations, the photo seen at DETAIL_SIDE; see STYLE_WEIGHT), for a preset
+    that weighs by detail (the caller measures `energy` only then)."""
     energy = min(max(energy, DETAIL_RANGE[0]), DETAIL_RANGE[1])
     return replace(run, style_weight=run.style_weight * (energy / DETAIL_ENERGY) ** DETAIL_POWER)
