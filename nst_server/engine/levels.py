@@ -39,7 +39,7 @@ def objective(job: RunInputs, level: Level, target: torch.Tensor, x: torch.Tenso
     whole, guided = style_terms(job, level.size)
     features = features_by_block(job.vgg, target, list(job.run.preset.content_layers),
                                  list(level.blocks))
-    return Objective(job.vgg, weights_of(job.run), features, whole, list(level.blocks),
+    return Objective(job.vgg, weights_of(job.run, first), features, whole, list(level.blocks),
                      anchor(job, level), guided)
 
 
@@ -101,7 +101,7 @@ def anchor(job: RunInputs, level: Level) -> Anchor | None:
     """The style-only objective at the scale below a detail scale (objective.Anchor)."""
     if level.anchor_size is None:
         return None
-    weights = replace(weights_of(job.run), content=0.0, tv=0.0, content_layers={})
+    weights = replace(weights_of(job.run, first=False), content=0.0, tv=0.0, content_layers={})
     whole, guided = style_terms(job, level.anchor_size)
     return Anchor(Objective(job.vgg, weights, {}, whole, list(level.anchor_blocks),
                             regions=guided), level.anchor_size)
@@ -122,7 +122,9 @@ def style_terms(job: RunInputs, size: tuple[int, int]) -> tuple[ByLayer, list[Gu
     return {}, terms
 
 
-def weights_of(run: Run) -> Weights:
+def weights_of(run: Run, first: bool = True) -> Weights:
+    """What the loss of the run's `first` level, or of a later one, weighs (Preset.refine_layers)."""
     preset = run.preset
+    layers = preset.style_layers if first or preset.refine_layers is None else preset.refine_layers
     return Weights(run.content_weight, run.style_weight, run.tv_weight, preset.content_layers,
-                   preset.style_layers, preset.style_term)
+                   layers, preset.style_term)

@@ -164,17 +164,25 @@ class Objective:
         self.styles: list[tuple[ByLayer, ByLayer | None]] = (
             [(style_grams, None)] if style_grams else []) + [(r.grams, r.guide) for r in regions]
         self.anchor = anchor
+        self.gradient_scale: float | None = None  # see step()
         self.layers = list(dict.fromkeys([*weights.content_layers, *weights.style_layers]))
 
-    def step(self, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-             clamp: bool) -> dict[str, float]:
+    def step(self, optimizer: torch.optim.Optimizer, x: torch.Tensor, clamp: bool,
+             unit_step: float | None = None) -> dict[str, float]:
         """One optimizer iteration (one evaluation); return the losses it saw. `clamp`: keep the
-        pixels in 0..1 after the step."""
+        pixels in 0..1 after the step. `unit_step`: the optimizer sees the loss scaled so that
+        the gradient at this objective's first evaluation has this RMS (optimizers.UNIT_STEP)."""
         losses: dict[str, float] = {}
 
         def closure() -> torch.Tensor:
             losses.update(self.evaluate(x))
-            return torch.tensor(losses["total"])
+            if unit_step is None:
+                return torch.tensor(losses["total"])
+            assert x.grad is not None
+            if self.gradient_scale is None:
+                self.gradient_scale = unit_step / max(float(x.grad.square().mean().sqrt()), 1e-30)
+            x.grad.mul_(self.gradient_scale)
+            return torch.tensor(losses["total"] * self.gradient_scale)
 
         optimizer.step(closure)  # type: ignore[arg-type]  # torch's stub says float; Tensor works
         if clamp:  # stay a real image: clipping later would undo the style

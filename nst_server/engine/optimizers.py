@@ -19,6 +19,17 @@ def make_optimizer(preset: Preset, x: torch.Tensor, memory: int,
                              tolerance_grad=0.0, tolerance_change=0.0)
 
 
+# L-BFGS's steps do not depend on the loss's scale, save one: holding no curvature pair (torch
+# drops a pair whose curvature is not positive) it steps by the raw gradient. From a start where
+# the loss curves down along the gradient (the palette start of a dark storm photo against a
+# bright painting: its features too weak for the painting's Grams) that step's RMS was ~800
+# normalized units: the image blew up, the guard reset it, and the same cycle of three came back
+# until 29 of the 52 iterations at 256 px were lost (measured, docs/benchmarks.md). So L-BFGS sees
+# the loss scaled to make the gradient's RMS at a level's first evaluation UNIT_STEP (a few grey
+# levels): that step is then a modest one, and every step made from curvature pairs is unchanged.
+UNIT_STEP = 0.1
+
+
 class DivergenceGuard:
     """L-BFGS without line search can step far past the minimum and, with the pixels clamped
     after the step, keep climbing (measured: bfloat16, style weight 20, a 96-px `fast` run ended

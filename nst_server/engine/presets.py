@@ -61,6 +61,8 @@ class Preset:
     neighbours: bool = False
     # True: the style weight follows the photo's detail (weighed_by_detail)
     weigh_by_detail: bool = False
+    # The style layers of every level after the first (None: style_layers). See REFINE.
+    refine_layers: Mapping[str, float] | None = None
 
     @property
     def padding(self) -> Padding:
@@ -69,21 +71,28 @@ class Preset:
 
 
 EQUAL = dict.fromkeys(STYLE_LAYERS, 1.0)
+# The first level sets the picture's large shapes with every style layer; the finer ones refine
+# them without relu5_1, whose convolutions (conv4_3 to conv5_1) are a quarter of a pass and whose
+# statistics the level below has set: measured on the storm and the night seascape, the finer
+# levels without it ended lower on the evaluator's style loss (all five layers) at 0.76x the cost
+# (docs/benchmarks.md, "A quarter of a pass").
+REFINE = dict.fromkeys(STYLE_LAYERS[:-1], 1.0)
 # Style against content (the classic recipe's ratio, 100:5, is 20), for a photo whose detail is
 # DETAIL_ENERGY: the mean square of its CONTENT_LAYER activations (Caffe units). A photo with less
 # (a smooth storm sky, a night sky) has a content term that stays small even where its structure
 # is painted over, so one weight for all let the painting take it over (Storm lost the classic
 # recipe's content loss at every weight that kept the night seascape's style); one with more
-# (grass, bark) resists more. So the weight scales by the square root of the photo's energy over
-# DETAIL_ENERGY (weighed_by_detail; the four photos of benchmarks/bench_look.py: 1.0e5-3.2e5,
-# weights 8.4-15.2), which beat classic@200 on both losses on all four (docs/benchmarks.md, "The
+# (grass, bark) resists more. So the weight scales by the photo's energy over DETAIL_ENERGY to
+# the power DETAIL_POWER (weighed_by_detail; the four photos of benchmarks/bench_look.py:
+# 1.0e5-3.2e5, weights 6.2-17.9), which beat classic@200 on both losses on all four
+# (docs/benchmarks.md, "A quarter of a pass"; the square root, with more iterations, in "The
 # style weight follows the photo"). The photo is seen at DETAIL_SIDE (or its own size if
 # smaller), the CPU working size it was tuned at, so that every device weighs a photo alike;
 # outside DETAIL_RANGE, about the span it was tuned on, the energy counts as the range's end (a
-# 96-px thumbnail measures 1.5e6: a weight of 33, never tried).
-STYLE_WEIGHT = 11.0
+# 96-px thumbnail measures 1.5e6: a weight of 72, never tried).
+STYLE_WEIGHT = 10.0
 DETAIL_ENERGY = 1.7e5
-DETAIL_POWER = 0.5
+DETAIL_POWER = 0.9
 DETAIL_SIDE = CPU_WORKING_SIZE
 DETAIL_RANGE = (9e4, 3.5e5)
 
@@ -95,15 +104,18 @@ PRESETS: dict[str, Preset] = {
         style_layers=dict(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2)))),
     "fast": Preset(
         optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, palette=True, weigh_by_detail=True,
+        tv_weight=1e5, style_layers=EQUAL, refine_layers=REFINE, palette=True,
+        weigh_by_detail=True,
         scales=((0.5, 0.3), (1.0, 0.7))),
     "balanced": Preset(
-        optimizer="lbfgs", lr=1.0, iterations=130, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, palette=True, weigh_by_detail=True,
-        scales=((0.5, 0.4), (1.0, 0.6))),
+        optimizer="lbfgs", lr=1.0, iterations=110, content_weight=1.0, style_weight=STYLE_WEIGHT,
+        tv_weight=1e5, style_layers=EQUAL, refine_layers=REFINE, palette=True,
+        weigh_by_detail=True,
+        scales=((0.5, 0.3), (0.7071, 0.32), (1.0, 0.38))),
     "best": Preset(
         optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, palette=True, weigh_by_detail=True,
+        tv_weight=1e5, style_layers=EQUAL, refine_layers=REFINE, palette=True,
+        weigh_by_detail=True,
         scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
     # Adam, not L-BFGS: without line search L-BFGS climbed back out of its minimum into colour
     # confetti late in a 96-px run (loss 1.5 -> 5.0 over its last iterations); Adam settled lower.

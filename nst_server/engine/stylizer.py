@@ -30,7 +30,7 @@ from .images import (ImageInput, as_pil, image_digest, luminance_rgb, match_lumi
 from .levels import RunInputs, detail_energy, initial
 from .levels import objective as level_objective
 from .models import Models
-from .optimizers import DivergenceGuard, make_optimizer
+from .optimizers import UNIT_STEP, DivergenceGuard, make_optimizer
 from .plans import Level, plan
 from .presets import DETAIL_SIDE, Preset, Run, resolve, weighed_by_detail
 from .regions import Regions, composite
@@ -205,7 +205,7 @@ class Stylizer:
                 break
             if guard is not None:
                 guard.remember(x)
-            losses = objective.step(optimizer, x, run.preset.clamp)
+            losses = objective.step(optimizer, x, run.preset.clamp, UNIT_STEP if guarded else None)
             if guard is not None and guard.diverged(x, losses["total"]):
                 optimizer = make_optimizer(run.preset, x, self.profile.optimizer_bytes, detail=detail)
             clock.advance(level)

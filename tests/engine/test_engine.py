@@ -12,16 +12,19 @@ from nst_server.engine import Stylizer
 from nst_server.engine.clock import WorkClock
 from nst_server.engine.style_targets import style_size
 from nst_server.engine.objective import split
+from nst_server.engine.optimizers import UNIT_STEP, make_optimizer
 from nst_server.engine.plans import Level, iteration_schedule
-from nst_server.engine.levels import detail_energy
+from nst_server.engine.levels import RunInputs, detail_energy
+from nst_server.engine.levels import objective as level_objective
 from nst_server.engine.presets import (CLASSIC, DETAIL_ENERGY, DETAIL_POWER, DETAIL_RANGE,
-                                         DETAIL_SIDE, PRESETS, STYLE_WEIGHT, classic_tv_weight,
-                                         resolve)
+                                         DETAIL_SIDE, PRESETS, REFINE, STYLE_LAYERS, STYLE_WEIGHT,
+                                         classic_tv_weight, resolve)
 from nst_server.engine.vgg import IMAGENET_MEAN, PAINTING_PADDING
 from nst_server.engine.errors import InputError, Stopped
 from nst_server.engine.evaluate import Evaluator, palette_distance
 from nst_server.engine.yardstick import border
-from nst_server.engine.images import KEY_SHARE, decode_image, lab_pixels, match_palette
+from nst_server.engine.images import (KEY_SHARE, decode_image, image_digest, lab_pixels,
+                                      match_palette)
 from nst_server.engine.samples import painting, photo
 
 QUICK = {"preset": "fast", "size": 64, "iterations": 4}
@@ -333,8 +336,8 @@ def _style_weight_used(stylizer, image, style, settings):
 
 def test_the_style_weight_follows_the_photos_detail(stylizer, style):
     """A photo with less detail (here the same photo blurred) is painted with a lower style
-    weight, by the square root of its relu4_2 energy (seen at DETAIL_SIDE) against
-    DETAIL_ENERGY; a thumbnail's energy, far above the range it was tuned on, counts as the
+    weight, by its relu4_2 energy (seen at DETAIL_SIDE) against DETAIL_ENERGY to the
+    power DETAIL_POWER; a thumbnail's energy, far above the range it was tuned on, counts as the
     range's top; a recipe that does not ask for it keeps its weight whatever the photo."""
     sharp = photo("rocket")
     soft = sharp.filter(ImageFilter.GaussianBlur(2))
@@ -352,3 +355,51 @@ def test_the_style_weight_follows_the_photos_detail(stylizer, style):
     fixed = {"preset": "paper", "size": 96}
     assert _style_weight_used(stylizer, soft, style, fixed) == pytest.approx(
         PRESETS["paper"].style_weight, rel=1e-3)
+
+
+
+def test_levels_after_the_first_refine_without_relu5_1(stylizer, content, style):
+    """The first level weighs every style layer; the later ones Preset.refine_layers (no relu5_1,
+    so their passes stop at relu4_2), detail scales and their anchors included."""
+    run = resolve({"preset": "balanced", "size": 96}, 96)
+    job = RunInputs(stylizer.models.variant(stylizer.profile.dtype), content,
+                    [(style, image_digest(style), 1.0)], run, None, None, stylizer.models,
+                    stylizer.targets)
+    level = Level((96, 80), 1, tuple(split(80, 96, 1 << 30)))
+    detail = replace(level, anchor_size=(48, 40), anchor_blocks=tuple(split(40, 48, 1 << 30)))
+    target = stylizer.models.input(content, (96, 80))
+    first, later, finest = (level_objective(job, lv, target, target.clone(), first)
+                            for lv, first in ((level, True), (level, False), (detail, False)))
+    assert set(first.weights.style_layers) == set(STYLE_LAYERS)
+    assert "relu5_1" in first.layers
+    for objective in (later, finest):
+        assert set(objective.weights.style_layers) == set(REFINE) == set(STYLE_LAYERS) - {"relu5_1"}
+        assert "relu5_1" not in objective.layers  # the pass stops at relu4_2
+    assert finest.anchor is not None
+    assert set(finest.anchor.objective.weights.style_layers) == set(REFINE)
+
+
+def test_lbfgs_sees_the_loss_scaled_to_a_unit_step(stylizer, content, style):
+    """Objective.step with a unit step: L-BFGS sees the gradient of the level's first
+    evaluation at an RMS of UNIT_STEP (so its step by the raw gradient, when it holds no
+    curvature pair, is a modest one whatever the loss's scale), while the losses reported are
+    the real ones; the scale is kept for the level's later evaluations."""
+    run = resolve({"preset": "balanced", "size": 96}, 96)
+    job = RunInputs(stylizer.models.variant(stylizer.profile.dtype), content,
+                    [(style, image_digest(style), 1.0)], run, None, None, stylizer.models,
+                    stylizer.targets)
+    level = Level((96, 80), 2, tuple(split(80, 96, 1 << 30)))
+    target = stylizer.models.input(content, (96, 80))
+    x = target.clone().requires_grad_(True)
+    objective = level_objective(job, level, target, x, True)
+    real = objective.evaluate(x)
+    raw_rms = float(x.grad.square().mean().sqrt())
+    optimizer = make_optimizer(run.preset, x, 1 << 30)
+    losses = objective.step(optimizer, x, True, UNIT_STEP)
+    assert losses["total"] == pytest.approx(real["total"], rel=1e-4)
+    assert float(x.grad.square().mean().sqrt()) == pytest.approx(UNIT_STEP, rel=1e-3)
+    assert objective.gradient_scale == pytest.approx(UNIT_STEP / raw_rms, rel=1e-3)
+    scale = objective.gradient_scale
+    again = objective.step(optimizer, x, True, UNIT_STEP)
+    assert objective.gradient_scale == scale
+    assert again["total"] < losses["total"]

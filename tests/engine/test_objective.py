@@ -16,7 +16,7 @@ from nst_server.engine.losses import gram_sum, style_loss, tv_loss_with_grad
 from nst_server.engine.objective import (ALIGN, HALO, Anchor, Objective, features_by_block, grams_by_block,
                                   split)
 from nst_server.engine.plans import plan
-from nst_server.engine.presets import resolve
+from nst_server.engine.presets import PRESETS, resolve
 from support import SMALL_BLOCKS
 
 
@@ -175,17 +175,19 @@ def _profile(stylizer, **changes):
 
 
 def test_the_plan_per_device(stylizer):
-    run = resolve({}, 512)
+    # two coarse scales, whatever the default's tuning
+    two = replace(PRESETS["balanced"], scales=((0.5, 0.4), (1.0, 0.6)))
+    run = resolve({}, 512, two)
     cpu = _profile(stylizer, working_size=512, detail_side=512, block_pixels=700_000)
     gpu = _profile(stylizer, working_size=1024, detail_side=None, block_pixels=2_000_000)
     photo = (6000, 4000)
     assert [lv.size for lv in plan(run, photo, cpu)] == [(256, 170), (512, 341)]
     capped = replace(cpu, detail_side=1024)  # a detail side above the working size caps `auto`
     assert [lv.size for lv in plan(run, photo, capped)] == [(256, 170), (512, 341), (1024, 683)]
-    gpu_run = resolve({}, 1024)
+    gpu_run = resolve({}, 1024, two)
     sizes = [lv.size for lv in plan(gpu_run, photo, gpu)]
     assert sizes == [(512, 342), (1024, 683), (1500, 1000), (3000, 2000), (6000, 4000)]
-    full = plan(resolve({"resolution": "full"}, 512), photo, cpu)
+    full = plan(resolve({"resolution": "full"}, 512, two), photo, cpu)
     assert full[-1].size == photo and len(full[-1].blocks) > 1
     # detail levels halve down from the layer's size: each exactly twice its anchor
     assert [lv.size for lv in full[1:]] == [(512, 341), (750, 500), (1500, 1000), (3000, 2000),
