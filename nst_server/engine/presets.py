@@ -74,8 +74,8 @@ EQUAL = dict.fromkeys(STYLE_LAYERS, 1.0)
 # The first level sets the picture's large shapes with every style layer; the finer ones refine
 # them without relu5_1, whose convolutions (conv4_3 to conv5_1) are a quarter of a pass and whose
 # statistics the level below has set: measured on the storm and the night seascape, the finer
-# levels without it ended lower on the evaluator's style loss (all five layers) at 0.76x the cost
-# (docs/benchmarks.md, "A quarter of a pass").
+# level without it ended no worse on the evaluator's style loss (all five layers) nor on content,
+# at 0.76x the cost (docs/benchmarks.md, "A quarter of a pass").
 REFINE = dict.fromkeys(STYLE_LAYERS[:-1], 1.0)
 # Style against content (the classic recipe's ratio, 100:5, is 20), for a photo whose detail is
 # DETAIL_ENERGY: the mean square of its CONTENT_LAYER activations (Caffe units). A photo with less
@@ -110,7 +110,7 @@ PRESETS: dict[str, Preset] = {
     "balanced": Preset(
         optimizer="lbfgs", lr=1.0, iterations=110, content_weight=1.0, style_weight=STYLE_WEIGHT,
         tv_weight=1e5, style_layers=EQUAL, refine_layers=REFINE, palette=True,
-        weigh_by_detail=True,
+        weigh_by_detail=True,  # steps of √2: less blur for the working size to recover than 2x
         scales=((0.5, 0.3), (0.7071, 0.32), (1.0, 0.38))),
     "best": Preset(
         optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=STYLE_WEIGHT,
