@@ -14,6 +14,8 @@ import zmq
 
 from nst_contract import protocol
 from nst_contract.client import JobEventKind, ServerError, ServerUnavailable
+from nst_server.engine.plans import iteration_schedule
+from nst_server.engine.presets import PRESETS
 from support import LONG, QUICK, layer, stylize
 
 
@@ -178,18 +180,21 @@ def test_one_connection_cannot_take_the_whole_queue(server, style_png):
 
 def test_a_ruinous_job_is_refused_with_its_cost(server, style_png):
     """Size 4096 x 10,000 iterations on a 1600x1200 layer (the working size never exceeds the
-    layer): refused at once with what it would cost and what to change. Its plan, 3,000
-    iterations at 800x600 and 7,000 at 1600x1200, is at least 1.49e10 pixel-iterations, more
-    where the server's memory splits it into blocks with halos: over the limit on any machine."""
+    layer): refused at once with what it would cost and what to change. Its plan, the default
+    preset's scales of the layer sharing 10,000 iterations, costs at least each scale's pixels
+    times its iterations (1.2e10), more where the server's memory splits it into blocks with
+    halos: over the limit on any machine."""
     big = layer(size=(1600, 1200), alpha=False)
     with pytest.raises(ServerError) as raised:
         server.client().stylize(big.tobytes(), 1600, 1200, 3, style_png,
                                 {"size": 4096, "iterations": 10000},
                                 should_cancel=lambda: True)  # accepted: cancelled, not run for days
     assert raised.value.code == protocol.TOO_COSTLY
-    stated = re.search(r"would take (\S+) pixel-iterations \(2 scales up to 1600x1200 px\)",
-                       raised.value.message)
-    assert stated and float(stated[1]) >= 800 * 600 * 3000 + 1600 * 1200 * 7000, raised.value.message
+    schedule = iteration_schedule(PRESETS["balanced"].scales, 10000)
+    least = sum(round(1600 * f) * round(1200 * f) * n for f, n in schedule)
+    stated = re.search(rf"would take (\S+) pixel-iterations \({len(schedule)} scales up to "
+                       r"1600x1200 px\)", raised.value.message)
+    assert stated and float(stated[1]) >= least > protocol.DEFAULT_MAX_COST, raised.value.message
     assert f"limit of {protocol.DEFAULT_MAX_COST:.3g}" in raised.value.message
     assert "smaller working size, fewer iterations" in raised.value.message
     info = server.client().info()
