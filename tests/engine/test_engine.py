@@ -357,14 +357,18 @@ def test_the_style_weight_follows_the_photos_detail(stylizer, style):
         PRESETS["paper"].style_weight, rel=1e-3)
 
 
+def _balanced_job(stylizer, content, style):
+    """What every level of a 96-px `balanced` run shares."""
+    run = resolve({"preset": "balanced", "size": 96}, 96)
+    return RunInputs(stylizer.models.variant(stylizer.profile.dtype), content,
+                     [(style, image_digest(style), 1.0)], run, None, None, stylizer.models,
+                     stylizer.targets)
+
 
 def test_levels_after_the_first_refine_without_relu5_1(stylizer, content, style):
     """The first level weighs every style layer; the later ones Preset.refine_layers (no relu5_1,
     so their passes stop at relu4_2), detail scales and their anchors included."""
-    run = resolve({"preset": "balanced", "size": 96}, 96)
-    job = RunInputs(stylizer.models.variant(stylizer.profile.dtype), content,
-                    [(style, image_digest(style), 1.0)], run, None, None, stylizer.models,
-                    stylizer.targets)
+    job = _balanced_job(stylizer, content, style)
     level = Level((96, 80), 1, tuple(split(80, 96, 1 << 30)))
     detail = replace(level, anchor_size=(48, 40), anchor_blocks=tuple(split(40, 48, 1 << 30)))
     target = stylizer.models.input(content, (96, 80))
@@ -384,17 +388,14 @@ def test_lbfgs_sees_the_loss_scaled_to_a_unit_step(stylizer, content, style):
     evaluation at an RMS of UNIT_STEP (so its step by the raw gradient, when it holds no
     curvature pair, is a modest one whatever the loss's scale), while the losses reported are
     the real ones; the scale is kept for the level's later evaluations."""
-    run = resolve({"preset": "balanced", "size": 96}, 96)
-    job = RunInputs(stylizer.models.variant(stylizer.profile.dtype), content,
-                    [(style, image_digest(style), 1.0)], run, None, None, stylizer.models,
-                    stylizer.targets)
+    job = _balanced_job(stylizer, content, style)
     level = Level((96, 80), 2, tuple(split(80, 96, 1 << 30)))
     target = stylizer.models.input(content, (96, 80))
     x = target.clone().requires_grad_(True)
     objective = level_objective(job, level, target, x, True)
     real = objective.evaluate(x)
     raw_rms = float(x.grad.square().mean().sqrt())
-    optimizer = make_optimizer(run.preset, x, 1 << 30)
+    optimizer = make_optimizer(job.run.preset, x, 1 << 30)
     losses = objective.step(optimizer, x, True, UNIT_STEP)
     assert losses["total"] == pytest.approx(real["total"], rel=1e-4)
     assert float(x.grad.square().mean().sqrt()) == pytest.approx(UNIT_STEP, rel=1e-3)
