@@ -8,8 +8,9 @@ recipe, in one process, judged by the evaluator and by the yardstick (nst_server
 Pairs (--pair PHOTO=PAINTING, repeatable; default PAIRS: four Debian wallpapers — sky and sea,
 storm, a night seascape, a bird on a tree — with the paintings in ../shared/styles). Each photo is
 scaled to --size (default 1024 px, an ordinary photo). Per pair:
-  - `classic`: jcjohnson/neural-style's defaults (presets.CLASSIC) at 512 px, as published, for
-    the largest --classic budget, its figures at each budget;
+  - `classic`: jcjohnson/neural-style's defaults (presets.CLASSIC) at 512 px, as published, run
+    once for the largest --classic budget; its time, losses, figures and picture at each budget
+    (L-BFGS's path to iteration 200 does not depend on the budget);
   - each of --presets with nothing but the preset set, as `nst-stylize` runs it on this device
     (working size and detail scales the device's).
 It prints time, the fixed evaluator's losses at 512 px (lower is better) and every yardstick
@@ -65,23 +66,27 @@ def figures_line(name: str, seconds: float, content: float, style: float, figure
 
 
 def bench_pair(stylizer, evaluator, photo, painting, args):
-    """Classic and every preset on one pair; print their lines; return (rows, pictures)."""
+    """Classic and every preset on one pair; print their lines; return (rows, figures, pictures)."""
     budgets = sorted(args.classic)
-    line = Timeline(evaluator, photo, painting, 10)
+    line = Timeline(evaluator, photo, painting, budgets[0])  # judged at each budget (and between)
+    snapshots = {}  # classic's 512-px image at each budget
+
+    def on_progress(progress):
+        line(progress)
+        if progress.iteration in budgets:
+            snapshots[progress.iteration] = progress.preview()
+
     settings = {"size": 512, "iterations": budgets[-1],
                 "tv_weight": classic_tv_weight(*fit_size(*photo.size, 512))}
-    classic = stylizer.stylize(photo, painting, settings, on_progress=line, recipe=CLASSIC)
-    rows = {}
+    stylizer.stylize(photo, painting, settings, on_progress=on_progress, recipe=CLASSIC)
+    rows, figures, pictures = {}, {}, {}
     for n in budgets:
+        name = f"classic@{n}"
         _, seconds, content, style = line.at(n)
-        rows[f"classic@{n}"] = (seconds, content, style)
-    classic_figures = measure(classic.resize(photo.size, Image.Resampling.LANCZOS), photo, painting)
-    for name, (seconds, content, style) in rows.items():
-        last = name == f"classic@{budgets[-1]}"
-        print(f"  {name:<12} {seconds:7.1f} s  content {content:.4g}  style {style:.4g}"
-              + (f"  {classic_figures.line()}" if last else ""), flush=True)
-    figures = {f"classic@{budgets[-1]}": classic_figures}
-    pictures = {f"classic@{budgets[-1]}": classic}
+        picture = snapshots[n].resize(photo.size, Image.Resampling.LANCZOS)  # as it would be delivered
+        rows[name], figures[name], pictures[name] = ((seconds, content, style),
+                                                     measure(picture, photo, painting), picture)
+        print(figures_line(name, seconds, content, style, figures[name]), flush=True)
     for name in args.presets:
         start = time.perf_counter()
         result = stylizer.stylize(photo, painting, {"preset": name})
@@ -145,12 +150,12 @@ def main():
             for name, picture in pictures.items():
                 picture.save(args.save / f"{photo_path.stem}-{painting_path.stem}-{name}.png")
     summarize(all_rows, all_figures, args)
+    classic_names = [f"classic@{n}" for n in sorted(args.classic)]
     if args.sheet:
-        save_sheet(sheet_rows, ["photo", "painting", f"classic@{max(args.classic)}", *args.presets],
-                   args.sheet, height=320)
+        save_sheet(sheet_rows, ["photo", "painting", *classic_names, *args.presets], args.sheet,
+                   height=320)
     if args.crops:
-        save_sheet(crop_rows, ["photo", f"classic@{max(args.classic)}", *args.presets], args.crops,
-                   height=CROP)
+        save_sheet(crop_rows, ["photo", *classic_names, *args.presets], args.crops, height=CROP)
 
 
 if __name__ == "__main__":

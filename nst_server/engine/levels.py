@@ -24,7 +24,7 @@ class RunInputs:
     content: Image.Image       # what the content loss sees: luminance only with preserve_colors
     styles: KeyedStyles
     run: Run
-    start: Image.Image | None  # the palette start, where the preset asks for it
+    start: Image.Image | None  # the palette start at the working size, where the preset asks for it
     regions: Regions | None    # a painting per part of the picture (regions.py), or one for all
     models: Models             # the model's owner (inputs on its device)
     targets: StyleTargets      # the paintings' cached Grams

@@ -25,8 +25,8 @@ from nst_contract.protocol import MAX_PREVIEW_SIDE, MAX_STYLES
 from .clock import WorkClock
 from .device import DeviceProfile, freed_buffers_returned, profile_for, select_device
 from .errors import InputError, Stopped
-from .images import (ImageInput, as_pil, image_digest, luminance_rgb, match_luminance,
-                     match_palette, recolor, split_alpha, to_pil)
+from .images import (ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
+                     match_luminance, match_palette, recolor, split_alpha, to_pil)
 from .levels import RunInputs, detail_energy, initial
 from .levels import objective as level_objective
 from .models import Models
@@ -145,7 +145,7 @@ class Stylizer:
         if run.preserve_colors:
             styles = [(match_luminance(image, content_rgb), share) for image, share in styles]
         elif run.preset.palette:
-            start = palette_start(content_rgb, styles, regions)
+            start = palette_start(content_rgb, styles, regions, fit_size(*content_rgb.size, run.size))
         work = self._optimize(content_rgb, styles, run, start, regions, on_progress, should_stop,
                               should_finish or (lambda: False))
         return final_image(work, content_rgb, alpha, run.preserve_colors)
@@ -212,14 +212,17 @@ class Stylizer:
             report(x, losses)
         return x
 
-def palette_start(content: Image.Image, styles: Blend, regions: Regions | None) -> Image.Image:
-    """The photo in the paintings' colours; with regions, each region in its own painting's
-    (a region without one keeps the photo's)."""
+def palette_start(content: Image.Image, styles: Blend, regions: Regions | None,
+                  size: tuple[int, int]) -> Image.Image:
+    """The photo in the paintings' colours at `size` (the working size: only the first, coarsest
+    level starts from it; on a 20-MP photo, at its own size, it took 6.5 s of a 90-s run); with
+    regions, each region in its own painting's (a region without one keeps the photo's)."""
+    photo = content.resize(size, Image.Resampling.LANCZOS) if content.size != size else content
     if regions is None:
-        return match_palette(content, styles)
+        return match_palette(photo, styles)
     return composite(regions, [None if index is None else
-                               match_palette(content, [(styles[index][0], 1.0)])
-                               for index in regions.paintings], content)
+                               match_palette(photo, [(styles[index][0], 1.0)])
+                               for index in regions.paintings], photo)
 
 
 def preview_image(x: torch.Tensor, content: Image.Image, run: Run) -> Image.Image:

@@ -23,7 +23,7 @@ from nst_server.engine.vgg import IMAGENET_MEAN, PAINTING_PADDING
 from nst_server.engine.errors import InputError, Stopped
 from nst_server.engine.evaluate import Evaluator, palette_distance
 from nst_server.engine.yardstick import border
-from nst_server.engine.images import (KEY_SHARE, decode_image, image_digest, lab_pixels,
+from nst_server.engine.images import (KEY_SHARE, decode_image, fit_size, image_digest, lab_pixels,
                                       match_palette)
 from nst_server.engine.samples import painting, photo
 
@@ -270,12 +270,14 @@ def test_a_night_photos_palette_start_lies_between_its_key_and_the_paintings(con
 
 
 def test_the_palette_start_is_pulled_towards_the_photo_itself(stylizer, evaluator, content, style):
-    """The palette presets start from the photo in the painting's colours, but their content
-    target is the photo: the first evaluation (at the start) already sees their distance."""
+    """The palette presets start from the photo in the painting's colours, made at the working
+    size (not the photo's: only the first level starts there), but their content target is the
+    photo: the first evaluation (at the start) already sees their distance."""
     seen = []
-    stylizer.stylize(content, style, dict(QUICK, size=96, iterations=1), on_progress=seen.append)
-    start = match_palette(content, [(style, 1.0)])
-    distance = Evaluator(stylizer, 96, PAINTING_PADDING).content_loss(start, content)
+    stylizer.stylize(content, style, dict(QUICK, iterations=1), on_progress=seen.append)
+    start = match_palette(content.resize(fit_size(*content.size, QUICK["size"]),
+                                         Image.Resampling.LANCZOS), [(style, 1.0)])
+    distance = Evaluator(stylizer, QUICK["size"], PAINTING_PADDING).content_loss(start, content)
     assert distance > 0
     assert seen[0].losses["content"] == pytest.approx(distance, rel=1e-3)
 
