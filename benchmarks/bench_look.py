@@ -19,6 +19,7 @@ issue 23 (the first preset's final losses against classic@first budget, and its 
 that budget's).
 """
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -68,7 +69,7 @@ def figures_line(name: str, seconds: float, content: float, style: float, figure
 def bench_pair(stylizer, evaluator, photo, painting, args):
     """Classic and every preset on one pair; print their lines; return (rows, figures, pictures)."""
     budgets = sorted(args.classic)
-    line = Timeline(evaluator, photo, painting, budgets[0])  # judged at each budget (and between)
+    line = Timeline(evaluator, photo, painting, math.gcd(*budgets))  # judged at every budget exactly
     snapshots = {}  # classic's 512-px image at each budget
 
     def on_progress(progress):
