@@ -47,7 +47,7 @@ def _seen(blocks: tuple[Block, ...]) -> float:
 
 def plan(run: Run, content_size: tuple[int, int], profile: DeviceProfile) -> list[Level]:
     """The levels of `run` on a content image of `content_size` (width, height)."""
-    base = fit_size(*content_size, run.size)
+    base = run.working_size(content_size)
     sizes: list[tuple[tuple[int, int], int]] = []
     carried = 0
     schedule = iteration_schedule(run.preset.scales, run.iterations)

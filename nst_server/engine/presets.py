@@ -12,6 +12,7 @@ from nst_contract import settings as nst_settings
 
 from .device import CPU_WORKING_SIZE
 from .errors import InputError
+from .images import fit_size
 from .vgg import CAFFE_UNITS, PAINTING_PADDING, Padding
 
 # Layer names are the ReLU outputs. The paper recipe's "conv1_1 ... conv5_1, conv4_2" are read
@@ -87,14 +88,17 @@ REFINE = dict.fromkeys(STYLE_LAYERS[:-1], 1.0)
 # 1.0e5-3.2e5, weights 6.2-17.9), which beat classic@200 on both losses on all four
 # (docs/benchmarks.md, "A quarter of a pass"; the square root, with more iterations, in "The
 # style weight follows the photo"). The photo is seen at DETAIL_SIDE (or its own size if
-# smaller), the CPU working size it was tuned at, so that every device weighs a photo alike;
-# outside DETAIL_RANGE, about the span it was tuned on, the energy counts as the range's end (a
-# 96-px thumbnail measures 1.5e6: a weight of 72, never tried).
+# smaller), the CPU working size it was tuned at, so that every device weighs a photo alike.
+# Outside DETAIL_RANGE the energy counts as the range's end: below, the span it was tuned on; above
+# 2e5 the weight stops rising (11.6), since more only trades the photo's content for style
+# the classic recipe does not reach anyway (Dune, 3.2e5: at 17.9 its content lost to classic@200
+# on an AVX512 machine, whose L-BFGS path landed 9 % lower than on an AVX2 one; at 11.6 it beat
+# it with style 0.81x, docs/benchmarks.md), and a 96-px thumbnail measures 1.5e6.
 STYLE_WEIGHT = 10.0
 DETAIL_ENERGY = 1.7e5
 DETAIL_POWER = 0.9
 DETAIL_SIDE = CPU_WORKING_SIZE
-DETAIL_RANGE = (9e4, 3.5e5)
+DETAIL_RANGE = (9e4, 2e5)
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -160,6 +164,11 @@ class Run:
     resolution: Resolution
     init: Init
     seed: int
+
+    def working_size(self, content_size: tuple[int, int]) -> tuple[int, int]:
+        """The photo at the working size: the finest scale before the detail scales, and the
+        size the palette start is made at."""
+        return fit_size(*content_size, self.size)
 
 
 def resolve(settings: Mapping[str, Any], device_working_size: int,

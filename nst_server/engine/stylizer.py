@@ -25,7 +25,7 @@ from nst_contract.protocol import MAX_PREVIEW_SIDE, MAX_STYLES
 from .clock import WorkClock
 from .device import DeviceProfile, freed_buffers_returned, profile_for, select_device
 from .errors import InputError, Stopped
-from .images import (ImageInput, as_pil, fit_size, image_digest, luminance_rgb,
+from .images import (ImageInput, as_pil, image_digest, luminance_rgb,
                      match_luminance, match_palette, recolor, split_alpha, to_pil)
 from .levels import RunInputs, detail_energy, initial
 from .levels import objective as level_objective
@@ -145,7 +145,7 @@ class Stylizer:
         if run.preserve_colors:
             styles = [(match_luminance(image, content_rgb), share) for image, share in styles]
         elif run.preset.palette:
-            start = palette_start(content_rgb, styles, regions, fit_size(*content_rgb.size, run.size))
+            start = palette_start(content_rgb, styles, regions, run.working_size(content_rgb.size))
         work = self._optimize(content_rgb, styles, run, start, regions, on_progress, should_stop,
                               should_finish or (lambda: False))
         return final_image(work, content_rgb, alpha, run.preserve_colors)
