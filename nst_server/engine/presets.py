@@ -85,15 +85,15 @@ REFINE = dict.fromkeys(STYLE_LAYERS[:-1], 1.0)
 # recipe's content loss at every weight that kept the night seascape's style); one with more
 # (grass, bark) resists more. So the weight scales by the photo's energy over DETAIL_ENERGY to
 # the power DETAIL_POWER (weighed_by_detail; the four photos of benchmarks/bench_look.py:
-# 1.0e5-3.2e5, weights 6.2-17.9), which beat classic@200 on both losses on all four
+# 1.0e5-3.2e5, weights 6.2-17.9 before the ceiling below), which beat classic@200 on both losses on all four
 # (docs/benchmarks.md, "A quarter of a pass"; the square root, with more iterations, in "The
 # style weight follows the photo"). The photo is seen at DETAIL_SIDE (or its own size if
 # smaller), the CPU working size it was tuned at, so that every device weighs a photo alike.
 # Outside DETAIL_RANGE the energy counts as the range's end: below, the span it was tuned on; above
 # 2e5 the weight stops rising (11.6), since more only trades the photo's content for style
 # the classic recipe does not reach anyway (Dune, 3.2e5: at 17.9 its content lost to classic@200
-# on an AVX512 machine, whose L-BFGS path landed 9 % lower than on an AVX2 one; at 11.6 it beat
-# it with style 0.81x, docs/benchmarks.md), and a 96-px thumbnail measures 1.5e6.
+# on an AVX512 machine, whose L-BFGS path landed 8 % lower than on an AVX2 one; at 11.6 it beat
+# it with style 0.82x, docs/benchmarks.md), and a 96-px thumbnail measures 1.5e6.
 STYLE_WEIGHT = 10.0
 DETAIL_ENERGY = 1.7e5
 DETAIL_POWER = 0.9
