@@ -25,7 +25,7 @@ from nst_server.engine.levels import RunInputs, anchor, initial, weights_of  # n
 from nst_server.engine.optimizers import make_optimizer  # noqa: E402
 from nst_server.engine.images import image_digest  # noqa: E402
 from nst_server.engine.plans import Level, plan  # noqa: E402
-from nst_server.engine.presets import Run, resolve  # noqa: E402
+from nst_server.engine.presets import Run  # noqa: E402
 
 
 class Phases:
@@ -67,7 +67,7 @@ def main() -> None:
     painting = Image.open(args.painting).convert("RGB")
     phases = Phases()
     stylizer = Stylizer()
-    run = resolve({"resolution": "full"}, stylizer.profile.working_size)
+    run = stylizer.resolve({"resolution": "full"})
     level = plan(run, photo.size, stylizer.profile)[-1]
     assert level.anchor_size is not None, "the photo is no larger than the working size"
     print(f"finest scale {level.size}, {len(level.blocks)} blocks; anchor {level.anchor_size}")

@@ -74,7 +74,6 @@ def one_run(args) -> None:
     from nst_server.engine import Stylizer
     from nst_server.engine.evaluate import Evaluator
     from nst_server.engine.plans import plan
-    from nst_server.engine.presets import resolve
 
     photo = load_photo(args.photo, args.megapixels)
     style = Image.open(args.style).convert("RGB")
@@ -82,7 +81,7 @@ def one_run(args) -> None:
     if args.mode == "today":
         stylizer.profile = replace(stylizer.profile, detail_side=stylizer.profile.working_size)
     settings = {"resolution": "full" if args.mode == "full" else "auto"}
-    levels = plan(resolve(settings, stylizer.profile.working_size), photo.size, stylizer.profile)
+    levels = plan(stylizer.resolve(settings), photo.size, stylizer.profile)
     ends, marks = np.cumsum([lv.iterations for lv in levels]), []
     gpu = stylizer.device.type == "cuda"
 

@@ -172,10 +172,11 @@ class Run:
 
 
 def resolve(settings: Mapping[str, Any], device_working_size: int,
-            recipe: Preset | None = None) -> Run:
+            recipe: Preset | None = None, iteration_scale: float = 1.0) -> Run:
     """Validate the user's settings (nst_settings.KNOBS) and merge them over the chosen preset
     (or over `recipe`, a preset outside the table such as CLASSIC); a bad value raises
-    InputError saying which and why."""
+    InputError saying which and why. The preset's iterations are multiplied by the device's
+    `iteration_scale` (DeviceProfile), a published recipe's and the user's own are not."""
     try:
         knobs = nst_settings.validate(dict(settings))
     except ValueError as exc:
@@ -189,7 +190,8 @@ def resolve(settings: Mapping[str, Any], device_working_size: int,
         preset=preset,
         size=pick("size", preset.size or device_working_size),
         fixed_size=knobs["size"] is not None or preset.size is not None,
-        iterations=pick("iterations", preset.iterations),
+        iterations=pick("iterations", preset.iterations if preset.published
+                        else round(preset.iterations * iteration_scale)),
         content_weight=pick("content_weight", preset.content_weight),
         style_weight=preset.style_weight * knobs["strength"],
         tv_weight=pick("tv_weight", preset.tv_weight), style_scale=knobs["style_scale"],

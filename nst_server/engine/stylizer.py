@@ -110,10 +110,14 @@ class Stylizer:
     def style_cache_info(self) -> dict[str, int]:
         return self.targets.info()
 
+    def resolve(self, settings: Mapping[str, Any], recipe: Preset | None = None) -> Run:
+        """`settings` over the preset (or `recipe`) as this device runs them (presets.resolve)."""
+        return resolve(settings, self.profile.working_size, recipe, self.profile.iteration_scale)
+
     def estimate(self, settings: Mapping[str, Any], size: tuple[int, int]) -> Estimate:
         """What painting a picture of `size` with `settings` costs, before anything runs
         (InputError for a bad setting)."""
-        levels = plan(resolve(settings, self.profile.working_size), size, self.profile)
+        levels = plan(self.resolve(settings), size, self.profile)
         return Estimate(sum(level.work for level in levels), len(levels), levels[-1].size)
 
     def stylize(self, content: ImageInput, style: ImageInput | Sequence[ImageInput],
@@ -130,7 +134,7 @@ class Stylizer:
         blend, each part of the picture in its own painting (or kept), see regions.py.
         Polled before every iteration: once `should_stop()` is true, Stopped is raised; once
         `should_finish()` is, the current image is the result (the user judged it done)."""
-        run = resolve(settings or {}, self.profile.working_size, recipe)
+        run = self.resolve(settings or {}, recipe)
         content_rgb, alpha = split_alpha(as_pil(content))
         styles = blend(style, style_weights)
         if run.preset.neighbours and (len(styles) > 1 or regions is not None):

@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 
 from nst_contract import settings as nst_settings
-from nst_server.engine.device import CPU_DTYPE_FILE, select_device
+from nst_server.engine.device import BF16_MARGIN, CPU_DTYPE_FILE, select_device
 from nst_server.engine import Stylizer
 from nst_server.engine.errors import InputError
 from nst_server.engine.images import to_tensor
-from nst_server.engine.presets import PRESETS
+from nst_server.engine.plans import plan
+from nst_server.engine.presets import CLASSIC, PRESETS, resolve
 from nst_server.engine.samples import painting, photo
 from nst_server.user_dirs import APP
 from nst_server.engine.vgg import denormalize, load_vgg19, normalize
@@ -113,8 +114,28 @@ def test_a_default_cpu_run_paints_at_512_px_in_a_precision_as_good_as_float32(st
 def float32_twin():
     """A Stylizer like the default one, but with float32 convolutions."""
     twin = Stylizer()
-    twin.profile = replace(twin.profile, dtype=torch.float32)
+    twin.profile = replace(twin.profile, dtype=torch.float32, iteration_scale=1.0)
     return twin
+
+
+def test_a_faster_precision_buys_iterations_not_a_shorter_wait(stylizer):
+    """The presets' iterations are float32's on a CPU: where bfloat16 was chosen for being at
+    least BF16_MARGIN faster, a preset runs that many times as many; the user's own count and
+    a published recipe's are kept."""
+    bf16_cpu = stylizer.device.type == "cpu" and stylizer.profile.dtype == torch.bfloat16
+    assert stylizer.profile.iteration_scale == (BF16_MARGIN if bf16_cpu else 1.0)
+    scale = BF16_MARGIN
+    for name, preset in PRESETS.items():
+        expected = preset.iterations if preset.published else round(preset.iterations * scale)
+        assert resolve({"preset": name}, 512, iteration_scale=scale).iterations == expected
+    assert resolve({"preset": "balanced"}, 512, iteration_scale=scale).iterations > 110
+    assert resolve({"iterations": 30}, 512, iteration_scale=scale).iterations == 30
+    assert resolve({}, 512, CLASSIC, iteration_scale=scale).iterations == CLASSIC.iterations
+    assert stylizer.resolve({}).iterations == round(
+        PRESETS["balanced"].iterations * stylizer.profile.iteration_scale)
+    # the plan (progress, the estimate, the server's cost limit) counts the same iterations
+    levels = plan(stylizer.resolve({}), (600, 400), stylizer.profile)
+    assert sum(level.iterations for level in levels) == stylizer.resolve({}).iterations
 
 
 def cpu_dtype_in_a_new_process(cache):
