@@ -69,9 +69,9 @@ class DeviceProfile:
     optimizer_bytes: int     # what L-BFGS's history may hold
     # The presets' iterations are what float32 does in their wait on a CPU; bfloat16 there is
     # chosen only when at least BF16_MARGIN times faster, so it does that many times as many in
-    # no longer a wait: a better picture, not a shorter one (measured on the night seascape:
-    # 150 iterations against 110 lowered its content loss 3 %, docs/benchmarks.md). 1 elsewhere:
-    # a GPU's bfloat16 is not measured against its float32.
+    # no longer a wait: a better picture, not a shorter one (`balanced`, 143 iterations against
+    # 110 on the four photos of benchmarks/bench_look.py: content loss 3-5 % lower, style within
+    # its own jitter, docs/benchmarks.md). 1 elsewhere: a GPU's bfloat16 is not measured.
     iteration_scale: float = 1.0
 
 

@@ -128,7 +128,6 @@ def test_a_faster_precision_buys_iterations_not_a_shorter_wait(stylizer):
     for name, preset in PRESETS.items():
         expected = preset.iterations if preset.published else round(preset.iterations * scale)
         assert resolve({"preset": name}, 512, iteration_scale=scale).iterations == expected
-    assert resolve({"preset": "balanced"}, 512, iteration_scale=scale).iterations > 110
     assert resolve({"iterations": 30}, 512, iteration_scale=scale).iterations == 30
     assert resolve({}, 512, CLASSIC, iteration_scale=scale).iterations == CLASSIC.iterations
     assert stylizer.resolve({}).iterations == round(
