@@ -121,7 +121,7 @@ def profile_for(device):
     dtype = torch.bfloat16 if bf16 else torch.float32
     # Channels-last helps float32 convolutions on a CPU (~15 % here), not bfloat16 ones.
     return DeviceProfile(device, dtype, not bf16, CPU_WORKING_SIZE, CPU_WORKING_SIZE,
-                         *memory_plan(device, dtype), BF16_MARGIN if bf16 else 1.0)
+                         *memory_plan(device, dtype), iteration_scale=BF16_MARGIN if bf16 else 1.0)
 
 
 @functools.cache

@@ -13,9 +13,8 @@ from PIL import Image
 from nst_contract import settings as nst_settings
 from nst_server.engine.device import BF16_MARGIN, CPU_DTYPE_FILE, select_device
 from nst_server.engine import Stylizer
-from nst_server.engine.errors import InputError
+from nst_server.engine.errors import InputError, Stopped
 from nst_server.engine.images import to_tensor
-from nst_server.engine.plans import plan
 from nst_server.engine.presets import CLASSIC, PRESETS, resolve
 from nst_server.engine.samples import painting, photo
 from nst_server.user_dirs import APP
@@ -130,11 +129,25 @@ def test_a_faster_precision_buys_iterations_not_a_shorter_wait(stylizer):
         assert resolve({"preset": name}, 512, iteration_scale=scale).iterations == expected
     assert resolve({"iterations": 30}, 512, iteration_scale=scale).iterations == 30
     assert resolve({}, 512, CLASSIC, iteration_scale=scale).iterations == CLASSIC.iterations
-    assert stylizer.resolve({}).iterations == round(
-        PRESETS["balanced"].iterations * stylizer.profile.iteration_scale)
-    # the plan (progress, the estimate, the server's cost limit) counts the same iterations
-    levels = plan(stylizer.resolve({}), (600, 400), stylizer.profile)
-    assert sum(level.iterations for level in levels) == stylizer.resolve({}).iterations
+    # a device with the scale (whatever this CPU chose): the run, its progress and the estimate
+    # the server's cost limit reads all count the scaled iterations
+    scaled = Stylizer()
+    scaled.profile = replace(scaled.profile, iteration_scale=scale)
+    expected = round(PRESETS["balanced"].iterations * scale)
+    assert scaled.resolve({}).iterations == expected
+    totals = []
+
+    def first_progress(progress):
+        totals.append(progress.total)
+
+    with pytest.raises(Stopped):
+        scaled.stylize(photo("chelsea").resize((96, 64)), painting("swirls", 64), {"size": 64},
+                       on_progress=first_progress, should_stop=lambda: bool(totals))
+    assert totals == [expected]
+    unscaled = Stylizer()
+    unscaled.profile = replace(scaled.profile, iteration_scale=1.0)
+    ratio = scaled.estimate({}, (600, 400)).work / unscaled.estimate({}, (600, 400)).work
+    assert ratio == pytest.approx(scale, rel=0.05)  # each scale's count is rounded on its own
 
 
 def cpu_dtype_in_a_new_process(cache):
