@@ -5,10 +5,13 @@ Instead of matching the painting's Gram statistics, every place of the picture t
 of the painting's place that looks most like it, and the image is optimized towards those
 features (the content term of objective.Objective, with these targets in place of the photo's).
 Places are matched on relu4_1's grid (8x8-px cells) by centred cosine similarity of hypercolumns
-(relu4_1 with relu3_1 pooled to its grid, each unit-normalized); a finer layer's target in a cell
+(relu4_1 with relu3_1 pooled to its grid, each unit-normalized), each distance normalized by how
+near the painting's place comes to any of ours (COMPLETENESS); a finer layer's target in a cell
 is the painting's own activations in the matched cell, so strokes come over whole, not averaged.
 Per-position terms add up over blocks like the content term: exact in blocks, as Gatys is.
 """
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -21,6 +24,14 @@ ROWS_AT_ONCE = 4096                    # content places per similarity chunk (~6
 # Past the first scale, what is matched is the painting so far blended with the photo, by this
 # share (NNST's content weight): the neighbours follow the strokes already laid, and the photo.
 MATCH_BLEND = 0.5
+# Plain nearest neighbours copy one place of the painting over a whole flat sky or sea: rows of
+# the same shape and streaks (the night seascape's water, the storm's sky). So a distance is
+# divided by COMPLETENESS plus the least distance from that place of the painting to any of ours
+# (the normalized nearest neighbour of Granot et al.'s GPNN, 2022): a place that is some place's
+# near-exact match is dear elsewhere, and more of the painting is used. Smaller spreads more;
+# measured on the four pairs of benchmarks/bench_look.py, 0.3 took the streaks and repeats away
+# and kept the photo's layout (docs/benchmarks.md, "Neighbours that spread").
+COMPLETENESS = 0.3
 
 
 def neighbour_targets(vgg: VGG19Features, image: torch.Tensor, image_blocks: list[Block],
@@ -59,14 +70,26 @@ def hypercolumns(features: ByLayer) -> torch.Tensor:
 
 
 def nearest_cells(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
-    """For each of our places, the index of the painting's most similar place (cosine after
-    centring both on the painting's mean, as NNST does)."""
+    """For each of our places, the index of the painting's place at the least normalized
+    distance: cosine distance after centring both on the painting's mean (as NNST does), over
+    COMPLETENESS plus that painting place's least distance to any of ours. Two passes over our
+    places in chunks, since the least distances need all of them (the matching's cost doubles:
+    2.5 to 5.2 s for a 1024-px photo's places on a 2-core CPU)."""
     centre = theirs.mean(0, keepdim=True)
     theirs = F.normalize(theirs - centre, dim=1)
-    best = []
-    for rows in torch.split(ours, ROWS_AT_ONCE):
-        best.append((F.normalize(rows - centre, dim=1) @ theirs.T).argmax(1))
-    return torch.cat(best)
+
+    def chunks() -> Iterator[torch.Tensor]:  # centred and unit-normalized as they are used
+        return (F.normalize(rows - centre, dim=1) for rows in torch.split(ours, ROWS_AT_ONCE))
+
+    nearest = torch.stack([_distances(rows, theirs).amin(0) for rows in chunks()]).amin(0)
+    return torch.cat([_distances(rows, theirs).div_(COMPLETENESS + nearest).argmin(1)
+                      for rows in chunks()])
+
+
+def _distances(rows: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+    """Cosine distances [rows, theirs] of unit vectors, in one buffer (a chunk's is the biggest
+    thing matching holds: for a 20-MP layer's places, gigabytes)."""
+    return (rows @ theirs.T).neg_().add_(1)
 
 
 def _gather(painting: torch.Tensor, cells: torch.Tensor, grid: torch.Size,
