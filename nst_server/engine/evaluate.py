@@ -4,7 +4,11 @@ The engine's VGG19 weights as trained (zero padding, whatever the engine paints 
 at a fixed evaluation size: style loss is the mean over
 relu1_1..relu5_1 (equal weights) of the squared difference of Grams normalized by C*H*W; content
 loss is the mean squared difference of relu4_2 activations. Used by the benchmark and by tests.
+The style loss can also be taken over the interior alone: the positions the padding does not
+reach, so the same whatever the network pads with (benchmarks/bench_padding.py).
 """
+import math
+
 import numpy as np
 import torch
 from PIL import Image
@@ -12,9 +16,26 @@ from PIL import Image
 from .images import as_pil, fit_size, image_digest, lab_pixels, split_alpha, to_tensor
 from .losses import gram
 from .presets import CONTENT_LAYER, STYLE_LAYERS
-from .vgg import load_vgg19, normalize
+from .vgg import layer_sequence, load_vgg19, normalize
 
 EVALUATION_SIZE = 256
+
+
+def padding_reach() -> dict[str, int]:
+    """Per style layer, how many positions in from each edge see the convolutions' padding: each
+    3x3 convolution reaches one further in, each 2x2 pooling halves the reach (rounding up)."""
+    reach, out = 0, {}
+    for name in layer_sequence():
+        if name.startswith("conv"):
+            reach += 1
+        elif name.startswith("pool"):
+            reach = math.ceil(reach / 2)
+        elif name in STYLE_LAYERS:
+            out[name] = reach
+    return out
+
+
+PADDING_REACH = padding_reach()
 
 
 class Evaluator:
@@ -24,8 +45,9 @@ class Evaluator:
         self.vgg = load_vgg19(stylizer.weights, padding=padding).to(self.device).eval()
         self._style_cache = {}
 
-    def style_loss(self, image, style):
-        ours, theirs = self._grams(image), self._style_grams(style)
+    def style_loss(self, image, style, interior=False):
+        """`interior`: the Grams over each layer's positions the padding does not reach."""
+        ours, theirs = self._grams(image, interior), self._style_grams(style, interior)
         return sum(float(torch.mean((ours[n] - theirs[n]) ** 2)) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
 
     def content_loss(self, image, content):
@@ -34,16 +56,21 @@ class Evaluator:
         theirs = self._features(rgb, [CONTENT_LAYER], rgb.size)
         return float(torch.mean((ours[CONTENT_LAYER] - theirs[CONTENT_LAYER]) ** 2))
 
-    def _style_grams(self, style):
+    def _style_grams(self, style, interior):
         """The style's Grams, computed once per style image (benchmarks evaluate often)."""
-        key = image_digest(as_pil(style))
+        key = (image_digest(as_pil(style)), interior)
         if key not in self._style_cache:
-            self._style_cache[key] = self._grams(style)
+            self._style_cache[key] = self._grams(style, interior)
         return self._style_cache[key]
 
-    def _grams(self, image):
+    def _grams(self, image, interior):
         rgb = self._rgb(image)
-        return {n: gram(f) for n, f in self._features(rgb, STYLE_LAYERS, rgb.size).items()}
+        features = self._features(rgb, STYLE_LAYERS, rgb.size)
+        if interior:
+            if min(features["relu5_1"].shape[-2:]) <= 2 * PADDING_REACH["relu5_1"]:
+                raise ValueError(f"{rgb.size} has no interior at relu5_1: evaluate larger")
+            features = {n: f[..., r:-r, r:-r] for n, f in features.items() for r in [PADDING_REACH[n]]}
+        return {n: gram(f) for n, f in features.items()}
 
     def _rgb(self, image):
         rgb, _ = split_alpha(as_pil(image))

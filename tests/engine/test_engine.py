@@ -282,6 +282,19 @@ def test_the_palette_start_is_pulled_towards_the_photo_itself(stylizer, evaluato
     assert seen[0].losses["content"] == pytest.approx(distance, rel=1e-3)
 
 
+def test_the_interior_style_loss_does_not_see_the_padding(stylizer):
+    """Over the positions evaluate.PADDING_REACH leaves, the evaluator's style loss is the same
+    whichever padding its network uses; over the whole picture it is not."""
+    content, style = photo("astronaut").resize((256, 256)), painting("swirls", 256)
+    zeros, mirror = (Evaluator(stylizer, 256, padding) for padding in ("zeros", "mirror"))
+    whole = [e.style_loss(content, style) for e in (zeros, mirror)]
+    interior = [e.style_loss(content, style, interior=True) for e in (zeros, mirror)]
+    assert interior[0] == pytest.approx(interior[1], rel=1e-5)
+    assert abs(whole[0] - whole[1]) > 0.05 * whole[0]
+    with pytest.raises(ValueError, match="no interior"):
+        Evaluator(stylizer, 128).style_loss(content, style, interior=True)
+
+
 def test_blended_styles_weighted_one_and_zero_equal_the_single_style(stylizer, content, style):
     from nst_server.engine.samples import painting
     other = painting("embers", 128)
