@@ -21,7 +21,7 @@ from .vgg import layer_sequence, load_vgg19, normalize
 EVALUATION_SIZE = 256
 
 
-def padding_reach() -> dict[str, int]:
+def _padding_reach() -> dict[str, int]:
     """Per style layer, how many positions in from each edge see the convolutions' padding: each
     3x3 convolution reaches one further in, each 2x2 pooling halves the reach (rounding up)."""
     reach, out = 0, {}
@@ -35,7 +35,7 @@ def padding_reach() -> dict[str, int]:
     return out
 
 
-PADDING_REACH = padding_reach()
+PADDING_REACH = _padding_reach()
 
 
 class Evaluator:
@@ -69,7 +69,7 @@ class Evaluator:
         if interior:
             if min(features["relu5_1"].shape[-2:]) <= 2 * PADDING_REACH["relu5_1"]:
                 raise ValueError(f"{rgb.size} has no interior at relu5_1: evaluate larger")
-            features = {n: f[..., r:-r, r:-r] for n, f in features.items() for r in [PADDING_REACH[n]]}
+            features = {n: _inside(f, PADDING_REACH[n]) for n, f in features.items()}
         return {n: gram(f) for n, f in features.items()}
 
     def _rgb(self, image):
@@ -81,6 +81,11 @@ class Evaluator:
     def _features(self, rgb, layers, size):
         rgb = rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
         return self.vgg(normalize(to_tensor(rgb).to(self.device)), list(layers))
+
+
+def _inside(features, margin):
+    """A [1, c, h, w] map without `margin` positions along each edge."""
+    return features[..., margin:-margin, margin:-margin]
 
 
 def palette_distance(image, painting, directions=64, samples=20000, seed=0):
