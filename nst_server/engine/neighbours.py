@@ -29,8 +29,8 @@ MATCH_BLEND = 0.5
 # divided by COMPLETENESS plus the least distance from that place of the painting to any of ours
 # (the normalized nearest neighbour of Granot et al.'s GPNN, 2022): a place that is some place's
 # near-exact match is dear elsewhere, and more of the painting is used. Smaller spreads more;
-# measured on the four pairs of benchmarks/bench_look.py, 0.3 took the streaks and repeats away
-# and kept the photo's layout (docs/benchmarks.md, "Neighbours that spread").
+# judged on the four pairs of benchmarks/bench_look.py, 0.3 took the repeats and most streaks
+# away and kept the photo's layout (docs/benchmarks.md, "Neighbours that spread").
 COMPLETENESS = 0.3
 
 
@@ -73,8 +73,7 @@ def nearest_cells(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
     """For each of our places, the index of the painting's place at the least normalized
     distance: cosine distance after centring both on the painting's mean (as NNST does), over
     COMPLETENESS plus that painting place's least distance to any of ours. Two passes over our
-    places in chunks, since the least distances need all of them (the matching's cost doubles:
-    2.5 to 5.2 s for a 1024-px photo's places on a 2-core CPU)."""
+    places in chunks, since the least distances need all of them: the matching's cost doubles."""
     centre = theirs.mean(0, keepdim=True)
     theirs = F.normalize(theirs - centre, dim=1)
 
