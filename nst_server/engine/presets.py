@@ -99,6 +99,13 @@ DETAIL_ENERGY = 1.7e5
 DETAIL_POWER = 0.9
 DETAIL_SIDE = CPU_WORKING_SIZE
 DETAIL_RANGE = (9e4, 2e5)
+# Smoothness (the mean squared difference of neighbouring pixels, normalized units). At 1·10⁵
+# the 512-px result of a 1024-px photo kept a fine pink-green grain and cross-hatch that the
+# 2x scaling shows at 100 %; at 3·10⁵ the grain is gone, the strokes kept, and the fixed
+# evaluator's style loss fell on all four photos of benchmarks/bench_look.py (the relu4_1 Grams
+# of the grain are not the painting's) for 0.2-2 % of content (docs/benchmarks.md, "Smoother").
+# Lower weights raised it (the night seascape: 3·10⁴ 2434, 1·10⁵ 2306, 3·10⁵ 2065).
+TV_WEIGHT = 3e5
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -108,17 +115,17 @@ PRESETS: dict[str, Preset] = {
         style_layers=dict(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2)))),
     "fast": Preset(
         optimizer="lbfgs", lr=1.0, iterations=40, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, refine_layers=REFINE, palette=True,
+        tv_weight=TV_WEIGHT, style_layers=EQUAL, refine_layers=REFINE, palette=True,
         weigh_by_detail=True,
         scales=((0.5, 0.3), (1.0, 0.7))),
     "balanced": Preset(
         optimizer="lbfgs", lr=1.0, iterations=110, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, refine_layers=REFINE, palette=True,
+        tv_weight=TV_WEIGHT, style_layers=EQUAL, refine_layers=REFINE, palette=True,
         weigh_by_detail=True,  # steps of √2: less blur for the working size to recover than 2x
         scales=((0.5, 0.3), (0.7071, 0.32), (1.0, 0.38))),
     "best": Preset(
         optimizer="lbfgs", lr=1.0, iterations=300, content_weight=1.0, style_weight=STYLE_WEIGHT,
-        tv_weight=1e5, style_layers=EQUAL, refine_layers=REFINE, palette=True,
+        tv_weight=TV_WEIGHT, style_layers=EQUAL, refine_layers=REFINE, palette=True,
         weigh_by_detail=True,
         scales=((0.25, 0.2), (0.5, 0.3), (1.0, 0.5))),
     # Adam, not L-BFGS: without line search L-BFGS climbed back out of its minimum into colour
