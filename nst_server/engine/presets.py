@@ -102,8 +102,9 @@ DETAIL_RANGE = (9e4, 2e5)
 # Smoothness (the mean squared difference of neighbouring pixels, normalized units). At 1·10⁵
 # the 512-px result of a 1024-px photo kept a fine pink-green grain and cross-hatch that the
 # 2x scaling shows at 100 %; at 3·10⁵ the grain is gone, the strokes kept, and the fixed
-# evaluator's style loss fell on all four photos of benchmarks/bench_look.py (the relu4_1 Grams
-# of the grain are not the painting's) for 0.2-2 % of content (docs/benchmarks.md, "Smoother").
+# evaluator's style loss fell on all four photos of benchmarks/bench_look.py for 0.2-2 % of
+# content: its relu4_1 term fell, relu2_1's (a tenth of it) rose — less of the finest texture,
+# which the grain had been (docs/benchmarks.md, "Smoother").
 # Lower weights raised it (the night seascape: 3·10⁴ 2434, 1·10⁵ 2306, 3·10⁵ 2065).
 TV_WEIGHT = 3e5
 
