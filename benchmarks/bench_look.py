@@ -57,6 +57,16 @@ def default_pairs() -> list[tuple[Path, Path]]:
     return pairs
 
 
+def result_name(photo: Path, painting: Path, recipe: str) -> str:
+    """The file name --save gives a result (bench_padding.py reads the painting back from it)."""
+    return f"{photo.stem}-{painting.stem}-{recipe}.png"
+
+
+def painting_stem(result: Path) -> str:
+    """The painting's stem in a result_name (photo stems may hold '-', paintings and recipes not)."""
+    return result.stem.rsplit("-", 2)[1]
+
+
 def parse_pair(text: str) -> tuple[Path, Path]:
     photo, _, painting = text.partition("=")
     return Path(photo), Path(painting)
@@ -149,7 +159,7 @@ def main():
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
             for name, picture in pictures.items():
-                picture.save(args.save / f"{photo_path.stem}-{painting_path.stem}-{name}.png")
+                picture.save(args.save / result_name(photo_path, painting_path, name))
     summarize(all_rows, all_figures, args)
     classic_names = [f"classic@{n}" for n in sorted(args.classic)]
     if args.sheet:

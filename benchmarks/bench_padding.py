@@ -7,7 +7,7 @@ edges".
     python benchmarks/bench_look.py --save DIR ...
     python benchmarks/bench_padding.py DIR
 
-A result is DIR/PHOTO-PAINTING-RECIPE.png (bench_look's names); its painting is PAINTING.* in
+A result is named by bench_look.result_name; its painting is PAINTING.* in
 --paintings (default ../shared/styles).
 """
 import argparse
@@ -21,7 +21,7 @@ from nst_server.engine.evaluate import PADDING_REACH, Evaluator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import SHARED_STYLES  # noqa: E402
-from bench_look import EVALUATION_SIZE  # noqa: E402
+from bench_look import EVALUATION_SIZE, painting_stem  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     print(f"style loss at {EVALUATION_SIZE} px; interior: {PADDING_REACH} positions in from each edge\n")
     print(f"{'result':<52} {'zeros':>9} {'mirror':>9} {'interior':>9}")
     for path in sorted(args.results.glob("*.png")):
-        stem = path.stem.rsplit("-", 2)[1]
+        stem = painting_stem(path)
         paintings = sorted(args.paintings.glob(f"{stem}.*"))
         if not paintings:
             print(f"{path.name}: no painting {stem}.* in {args.paintings}")
