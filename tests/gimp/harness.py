@@ -97,18 +97,21 @@ class GimpSession:
         deadline = time.monotonic() + 60
         while not any(" – GIMP" in title for title in self.gui.windows()):
             if time.monotonic() > deadline or self.gimp.poll() is not None:
-                raise AssertionError(f"GIMP did not show {open_files}: {self.stop()[-3000:]}")
+                raise AssertionError(f"GIMP did not show {open_files}: {self.stop()[-3000:]}"
+                                     f"{self.gui.xvfb_log()}")
             time.sleep(0.3)
 
     def stop(self):
         """Kill the GIMP this session started (its plug-ins too); return its stderr."""
         if self.gimp is None:
             return ""
-        for process in [*self.started(), psutil.Process(self.gimp.pid)]:
+        for process in self.started():
             try:
                 process.kill()
             except psutil.NoSuchProcess:
                 pass
+        if self.gimp.poll() is None:  # once it has exited (and been waited for) its pid is free
+            self.gimp.kill()
         return self.gimp.communicate()[1] or ""
 
     def _command(self, gui, open_files, binds, batch):
@@ -164,11 +167,18 @@ def _cmdline(process):
 # $NST_GUI/hold-dialog exists; each $NST_GUI/command-* file (a shell snippet from the test, see
 # Gui) runs once, its output in command-*.done.
 GUI_RUNNER = r"""
-display=:$((100 + $$ % 400))
-Xvfb $display -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+rm -f "$NST_GUI/display"
+Xvfb -displayfd 5 -screen 0 1280x800x24 -nolisten tcp 5>"$NST_GUI/display" \
+    >"$NST_GUI/xvfb.log" 2>&1 &
 xvfb=$!
 trap 'kill $xvfb' EXIT
-export DISPLAY=$display DBUS_SESSION_BUS_ADDRESS=disabled:
+tries=0
+until grep -q '^[0-9]' "$NST_GUI/display" 2>/dev/null; do  # written once it is ready
+    tries=$((tries + 1))
+    [ $tries -lt 300 ] && kill -0 $xvfb 2>/dev/null || { echo "Xvfb did not start" >&2; exit 1; }
+    sleep 0.1
+done
+export DISPLAY=:$(head -1 "$NST_GUI/display") DBUS_SESSION_BUS_ADDRESS=disabled:
 exec 3<&0
 "$@" <&3 &
 gimp=$!
@@ -253,6 +263,12 @@ class Gui:
         inside = self.session.path_in_gimp(self.folder / "shot.png")
         self.do(f"import -window root {inside}")
         shutil.move(self.folder / "shot.png", host_path)
+
+    def xvfb_log(self):
+        """What the last GUI run's Xvfb said (for a failed run's message), or nothing."""
+        path = self.folder / "xvfb.log"
+        text = path.read_text(errors="replace")[-1500:] if path.exists() else ""
+        return f"\nXvfb's log:\n{text}" if text.strip() else ""
 
     def windows(self):
         """Every window title the runner has seen so far."""
@@ -382,7 +398,8 @@ def run_filter(session, image_path, args, binds=(), gui=False, **job):
                              open_files=shown)
     report_file = out / "report.json"
     if not report_file.exists():
-        raise AssertionError(f"GIMP batch failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        raise AssertionError(f"GIMP batch failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+                             f"\nits output:\n{done.stdout[-2000:]}{session.gui.xvfb_log()}")
     report = json.loads(report_file.read_text())
     report["stderr"] = done.stderr
     return report, sorted(out.glob("layer*.png"))
