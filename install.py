@@ -170,6 +170,9 @@ class Installer:
         return not self.args.dry_run
 
     def install(self):
+        # A server still running from before runs the old code, which may refuse what the new
+        # plug-in sends (a new setting): stopped, the filter starts the new one on its next use.
+        stop_server(self.venv, self.args.dry_run)
         self.install_server()
         gimps = find_gimps()
         print("GIMP 3: " + (", ".join(f"{v} ({path})" for v, path in gimps) if gimps else
@@ -507,8 +510,8 @@ def uninstall(args):
 
 
 def stop_server(venv, dry_run):
-    """Stop the background server the plug-in started, before its files go (else it runs on,
-    holding its port, with no program left to stop it)."""
+    """Stop the background server the plug-in started, before its files go or are replaced
+    (else it runs on, holding its port, with no program left to stop it, or the old code)."""
     server = venv_bin(venv, "nst-server")
     if not server.exists():
         return

@@ -111,6 +111,28 @@ def test_uninstall_stops_the_background_server_and_removes_its_log_and_cache(tmp
             server_process.kill()
 
 
+def test_a_reinstall_stops_the_server_running_the_old_code(tmp_path, plugins):
+    """Installing over an installation stops the background server first: it would go on
+    running the old code (which refuses a setting the new plug-in sends); the filter starts
+    the new one."""
+    assert install_py(tmp_path, *common(plugins))[0] == 0
+    server = str(Path(sys.prefix) / "bin" / "nst-server")
+    started = subprocess.run([server, "start", "--endpoint", free_endpoint()], env=user_env(tmp_path),
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    server_process = psutil.Process(int(started.stdout.split("(pid ")[1].split(")")[0]))
+    try:
+        code, out = install_py(tmp_path, *common(plugins), "--dry-run")
+        assert code == 0 and "would: stop the background server" in out, out
+        assert server_process.is_running()
+        code, out = install_py(tmp_path, *common(plugins))
+        assert code == 0 and f"nst-server stopped (pid {server_process.pid})" in out, out
+        server_process.wait(10)
+    finally:  # whatever failed, no server outlives the test
+        if server_process.is_running():
+            server_process.kill()
+
+
 def uninstall_with_a_running_server(tmp_path, pid):
     folders = [tmp_path / kind / "neural-style-gimp" for kind in ("state", "cache")]
     assert (folders[0] / "nst-server.pid").exists()
