@@ -12,11 +12,14 @@ scaled to --size (default 1024 px, an ordinary photo). Per pair:
     once for the largest --classic budget; its time, losses, figures and picture at each budget
     (L-BFGS's path to iteration 200 does not depend on the budget);
   - each of --presets with nothing but the preset set, as `nst-stylize` runs it on this device
-    (working size and detail scales the device's).
-It prints time, the fixed evaluator's losses at 512 px (lower is better) and every yardstick
-figure, each result beside classic's; then medians over the pairs and the acceptance ratios of
-issue 23 (the first preset's final losses against classic@first budget, and its time against
-that budget's).
+    (working size and detail scales the device's); `balanced+preserve_exposure` also turns that
+    switch on (any on/off setting of nst_contract/settings.py).
+It prints time, the fixed evaluator's losses at 512 px (lower is better), every yardstick
+figure and the mean lightness L* (beside the photo's and the painting's), each result beside
+classic's — and where a preset keeps the photo's exposure, every result's style loss against
+the painting relit to the photo's key too (images.match_exposure: the look asked for); then
+medians over the pairs and the acceptance ratios of issue 23 (the first preset's final losses
+against classic@first budget, and its time against that budget's).
 """
 import argparse
 import math
@@ -30,7 +33,8 @@ from PIL import Image
 
 from nst_server.engine import Stylizer
 from nst_server.engine.evaluate import Evaluator
-from nst_server.engine.images import fit_size
+from nst_contract import settings as nst_settings
+from nst_server.engine.images import fit_size, lab_pixels, match_exposure
 from nst_server.engine.presets import CLASSIC, classic_tv_weight
 from nst_server.engine.yardstick import Figures, measure
 
@@ -72,8 +76,31 @@ def parse_pair(text: str) -> tuple[Path, Path]:
     return Path(photo), Path(painting)
 
 
-def figures_line(name: str, seconds: float, content: float, style: float, figures: Figures) -> str:
-    return f"  {name:<12} {seconds:7.1f} s  content {content:.4g}  style {style:.4g}  {figures.line()}"
+def figures_line(name: str, seconds: float, content: float, style: float, figures: Figures,
+                 picture: Image.Image) -> str:
+    return (f"  {name:<12} {seconds:7.1f} s  content {content:.4g}  style {style:.4g}  "
+            f"{figures.line()}  L* {lightness(picture):.1f}")
+
+
+def lightness(image: Image.Image) -> float:
+    """The mean CIE L* (0-100): a night photo's is ~30, a pale painting's ~65."""
+    return float(lab_pixels(image)[:, 0].mean()) / 2.55
+
+
+def preset_list(text: str) -> list[str]:
+    entries = text.split(",")
+    for entry in entries:
+        preset_settings(entry)  # an error now, not after an hour of classic runs
+    return entries
+
+
+def preset_settings(entry: str) -> dict:
+    """--presets entry `balanced` or `balanced+preserve_exposure`: the settings it runs with."""
+    preset, *switches = entry.split("+")
+    for switch in switches:
+        if switch not in nst_settings.KNOBS or nst_settings.KNOBS[switch].kind is not bool:
+            raise argparse.ArgumentTypeError(f"{switch!r} is not an on/off setting")
+    return {"preset": preset, **{switch: True for switch in switches}}
 
 
 def bench_pair(stylizer, evaluator, photo, painting, args):
@@ -90,6 +117,13 @@ def bench_pair(stylizer, evaluator, photo, painting, args):
     settings = {"size": 512, "iterations": budgets[-1],
                 "tv_weight": classic_tv_weight(*fit_size(*photo.size, 512))}
     stylizer.stylize(photo, painting, settings, on_progress=on_progress, recipe=CLASSIC)
+    relit = (match_exposure(painting, photo) if any(preset_settings(name).get("preserve_exposure")
+                                                    for name in args.presets) else None)
+
+    def against_relit(picture):
+        return "" if relit is None else \
+            f"  style against the painting relit {evaluator.style_loss(picture, relit):.4g}"
+
     rows, figures, pictures = {}, {}, {}
     for n in budgets:
         name = f"classic@{n}"
@@ -97,15 +131,18 @@ def bench_pair(stylizer, evaluator, photo, painting, args):
         picture = snapshots[n].resize(photo.size, Image.Resampling.LANCZOS)  # as it would be delivered
         rows[name], figures[name], pictures[name] = ((seconds, content, style),
                                                      measure(picture, photo, painting), picture)
-        print(figures_line(name, seconds, content, style, figures[name]), flush=True)
+        print(figures_line(name, seconds, content, style, figures[name], picture)
+              + against_relit(picture), flush=True)
     for name in args.presets:
+        settings = preset_settings(name)
         start = time.perf_counter()
-        result = stylizer.stylize(photo, painting, {"preset": name})
+        result = stylizer.stylize(photo, painting, settings)
         seconds = time.perf_counter() - start
         content, style = evaluator.content_loss(result, photo), evaluator.style_loss(result, painting)
         rows[name], figures[name], pictures[name] = (seconds, content, style), measure(result, photo,
                                                                                         painting), result
-        print(figures_line(name, seconds, content, style, figures[name]), flush=True)
+        print(figures_line(name, seconds, content, style, figures[name], result)
+              + against_relit(result), flush=True)
     return rows, figures, pictures
 
 
@@ -132,8 +169,9 @@ def main():
                         help="the photos' long side (default 1024; 0: their own size, e.g. 20 MP)")
     parser.add_argument("--classic", type=lambda v: [int(n) for n in v.split(",")], default=[200],
                         help="the classic recipe's iteration budgets (default 200; 200,1000 for both)")
-    parser.add_argument("--presets", type=lambda v: v.split(","), default=["balanced", "best"],
-                        help="presets to run, the default first (default balanced,best)")
+    parser.add_argument("--presets", type=preset_list, default=["balanced", "best"],
+                        help="presets to run, the default first (default balanced,best); "
+                        "balanced+preserve_exposure turns that setting on")
     parser.add_argument("--sheet", help="save photo | painting | classic | each preset here")
     parser.add_argument("--save", type=Path, help="save every result in this folder (PNG)")
     parser.add_argument("--crops", help="save 100 %% crops (CROP px at the centre) photo | each result here")
@@ -149,7 +187,8 @@ def main():
         if args.size:
             photo = photo.resize(fit_size(*photo.size, args.size), Image.Resampling.LANCZOS)
         painting = Image.open(painting_path).convert("RGB")
-        print(f"{photo_path.name} ({photo.width}x{photo.height}) + {painting_path.name}:", flush=True)
+        print(f"{photo_path.name} ({photo.width}x{photo.height}, L* {lightness(photo):.1f}) + "
+              f"{painting_path.name} (L* {lightness(painting):.1f}):", flush=True)
         rows, figures, pictures = bench_pair(stylizer, evaluator, photo, painting, args)
         all_rows.append(rows)
         all_figures.append(figures)

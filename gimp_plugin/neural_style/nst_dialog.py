@@ -14,7 +14,7 @@ from nst_contract import settings as nst_settings  # noqa: E402
 
 RW = GObject.ParamFlags.READWRITE
 MAIN = ["style-file", "style-file-2", "style-mix", "preset", "strength", "style-scale",
-        "preserve-colors", "full-size"]
+        "preserve-colors", "preserve-exposure", "full-size"]
 REGION_KNOBS = ["regions", "region-channel", "region-layer", "style-file-3", "style-file-4"]
 LABEL_COLOURS = 4  # a label layer's commonest colours, one painting each
 # Where each painting goes (the `regions` choice): its name, label and tip.
@@ -65,6 +65,9 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
     preserve = knobs["preserve_colors"]
     procedure.add_boolean_argument("preserve-colors", "_Keep the photo's colors", preserve.help,
                                    preserve.default, RW)
+    exposure = knobs["preserve_exposure"]
+    procedure.add_boolean_argument("preserve-exposure", "Keep the photo's e_xposure",
+                                   exposure.help, exposure.default, RW)
     procedure.add_boolean_argument("full-size", "Work at the layer's _full size", "On: the "
                                    "painting is made at the layer's own size, whatever the computer "
                                    "(slow without a graphics card). Off: as much detail as this "
@@ -102,6 +105,7 @@ def settings_from(config: Gimp.ProcedureConfig) -> dict:
             "style_scale": config.get_property("style-scale"),
             "size": size, "resolution": "full" if config.get_property("full-size") else "auto",
             "preserve_colors": config.get_property("preserve-colors"),
+            "preserve_exposure": config.get_property("preserve-exposure"),
             "seed": config.get_property("seed")}
 
 
@@ -121,6 +125,7 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
     dialog.fill_box("regions-box", REGION_KNOBS)
     dialog.fill_expander("regions-expander", "regions-label", False, "regions-box")
     dialog.set_sensitive("size", True, config, "custom-size", False)
+    dialog.set_sensitive("preserve-exposure", True, config, "preserve-colors", True)
     first, second = (dialog.get_widget(name, GimpUi.FileChooser.__gtype__)
                      for name in ("style-file", "style-file-2"))
     mix = dialog.get_widget("style-mix", GObject.TYPE_NONE)

@@ -2,6 +2,7 @@
 import functools
 import hashlib
 import io
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Union
@@ -144,11 +145,49 @@ def match_palette(content: Image.Image, paintings: Sequence[tuple[Image.Image, f
                          for pixels, share in stats))
     flat = photo.reshape(-1, 3)
     mean[0] = flat[:, 0].mean() + KEY_SHARE * (mean[0] - flat[:, 0].mean())
-    matched = (photo - flat.mean(0)) / (flat.std(0) + 1e-6) * spread + mean
-    lab = np.empty(matched.shape, np.uint8)
-    lab[..., 0] = matched[..., 0].clip(0, 255).round()
-    lab[..., 1:] = matched[..., 1:].clip(-128, 127).round().astype(np.int8).view(np.uint8)
-    rgb = ImageCms.applyTransform(Image.fromarray(lab, "LAB"), _lab_transforms()[1])
+    return lab_to_rgb((photo - flat.mean(0)) / (flat.std(0) + 1e-6) * spread + mean)
+
+
+# The power's range, e^±4 (0.018 to 55): enough to take a painting of any lightness in L* 10-90
+# to within 4 % of black or of white.
+EXPOSURE_LOG_POWER = 4.0
+
+
+def match_exposure(painting: Image.Image, photo: Image.Image) -> Image.Image:
+    """The painting relit to the photo's key: its CIE Lab lightness raised to the power that
+    gives it the photo's mean lightness, its colour channels kept. A power keeps black black and
+    white white (the Wave's crests stay its lightest strokes at night), where a shift would clip
+    them; everything drawn from the painting — the palette start, the style targets — then
+    comes in the photo's light."""
+    lab = lab_array(painting)
+    lightness = lab[..., 0] / 255
+    # lightness comes in 256 steps: the power is found on its histogram
+    share = np.bincount(lab[..., 0].astype(np.int64).ravel(), minlength=256) / lightness.size
+    wanted = aim = lab_pixels(photo)[:, 0].mean() / 255
+    for _ in range(2):  # the second aims off by what sRGB's gamut added (dark saturated colours)
+        lab[..., 0] = lightness ** _power(share, aim) * 255
+        relit = lab_to_rgb(lab)
+        aim += wanted - lab_pixels(relit)[:, 0].mean() / 255
+    return relit
+
+
+def _power(share: np.ndarray, target: float) -> float:
+    """The power p that gives lightness levels 0..255 in proportions `share` the mean `target`
+    (0..1) once each is raised to it (within EXPOSURE_LOG_POWER)."""
+    levels = np.arange(256) / 255
+    low, high = -EXPOSURE_LOG_POWER, EXPOSURE_LOG_POWER  # the power's log: the mean falls with it
+    for _ in range(30):  # to ~1e-8 of the log
+        middle = (low + high) / 2
+        low, high = (middle, high) if share @ levels ** math.exp(middle) > target else (low, middle)
+    return math.exp((low + high) / 2)
+
+
+def lab_to_rgb(lab: np.ndarray) -> Image.Image:
+    """An sRGB image from CIE Lab float [h, w, 3] in lab_array's ranges (clipped to them)."""
+    out = np.empty(lab.shape, np.uint8)
+    out[..., 0] = lab[..., 0].clip(0, 255).round()
+    out[..., 1:] = lab[..., 1:].clip(-128, 127).round().astype(np.int8).view(np.uint8)
+    rgb = ImageCms.applyTransform(Image.fromarray(out, "LAB"), _lab_transforms()[1])
     assert rgb is not None  # None only when transforming in place
     return rgb
 

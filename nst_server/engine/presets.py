@@ -169,6 +169,7 @@ class Run:
     tv_weight: float
     style_scale: float         # the painting's long side against the image's (neural-style's)
     preserve_colors: bool
+    preserve_exposure: bool
     resolution: Resolution
     init: Init
     seed: int
@@ -203,7 +204,8 @@ def resolve(settings: Mapping[str, Any], device_working_size: int,
         content_weight=pick("content_weight", preset.content_weight),
         style_weight=preset.style_weight * knobs["strength"],
         tv_weight=pick("tv_weight", preset.tv_weight), style_scale=knobs["style_scale"],
-        preserve_colors=knobs["preserve_colors"], resolution=knobs["resolution"],
+        preserve_colors=knobs["preserve_colors"], preserve_exposure=knobs["preserve_exposure"],
+        resolution=knobs["resolution"],
         init=preset.init or knobs["init"], seed=knobs["seed"])
 
 

@@ -26,7 +26,7 @@ from .clock import WorkClock
 from .device import DeviceProfile, freed_buffers_returned, profile_for, select_device
 from .errors import InputError, Stopped
 from .images import (ImageInput, as_pil, image_digest, luminance_rgb,
-                     match_luminance, match_palette, recolor, split_alpha, to_pil)
+                     match_exposure, match_luminance, match_palette, recolor, split_alpha, to_pil)
 from .levels import RunInputs, detail_energy, initial
 from .levels import objective as level_objective
 from .models import Models
@@ -148,7 +148,9 @@ class Stylizer:
         start = None
         if run.preserve_colors:
             styles = [(match_luminance(image, content_rgb), share) for image, share in styles]
-        elif run.preset.palette:
+        elif run.preserve_exposure:
+            styles = [(match_exposure(image, content_rgb), share) for image, share in styles]
+        if run.preset.palette and not run.preserve_colors:
             start = palette_start(content_rgb, styles, regions, run.working_size(content_rgb.size))
         work = self._optimize(content_rgb, styles, run, start, regions, on_progress, should_stop,
                               should_finish or (lambda: False))

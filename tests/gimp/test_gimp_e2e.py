@@ -67,6 +67,7 @@ def files(tmp_path_factory):
     rgba.putalpha(Image.fromarray(alpha))
     rgba.save(folder / "cutout.png")
     photo("chelsea").convert("L").resize((90, 60), Image.LANCZOS).save(folder / "gray.png")
+    Image.eval(Image.open(folder / "photo.png"), lambda v: v * 0.3).save(folder / "night.png")
     rng = np.random.default_rng(0)
     for name, colour in (("red", (230, 40, 30)), ("blue", (30, 60, 230))):  # strokes of one hue
         shade = rng.random((96, 24)).repeat(4, axis=1)[..., None]
@@ -186,6 +187,24 @@ def test_the_brush_size_reaches_the_painting(session, files):
         assert report["status"] == "success", report
         results.append(np.asarray(Image.open(layers[0]).convert("RGB"), float))
     assert np.abs(results[0] - results[1]).mean() > 2
+
+
+def test_keep_the_photos_exposure_reaches_the_painting(session, files):
+    """`preserve-exposure` goes to the server: a night photo stays dark with it, and takes
+    much of the lighter painting's lightness without it."""
+    def lightness(path):
+        return np.asarray(Image.open(path).convert("L"), float).mean()
+
+    night, painting_key = lightness(files / "night.png"), lightness(files / "starry_night.png")
+    results = {}
+    for kept in (True, False):
+        report, layers = run_filter(session, files / "night.png", dict(
+            FAST, **{"style-file": str(files / "starry_night.png"), "preserve-exposure": kept}))
+        assert report["status"] == "success", report
+        results[kept] = lightness(layers[0])
+    gap = painting_key - night
+    assert gap > 30, (night, painting_key)
+    assert abs(results[True] - night) < 0.25 * gap < results[False] - night, (night, results)
 
 
 @pytest.mark.parametrize("mix, name", [(0.5, "Neural Style: starry_night + embers"),

@@ -84,7 +84,7 @@ CASES = [  # (name, generator(rng) -> message parts, expected error code or None
      protocol.BAD_SETTINGS),
     ("out-of-range setting", lambda r: submit(r, settings=r.choice(
         [{"strength": -1}, {"size": 10**6}, {"iterations": 0}, {"seed": -5},
-         {"preserve_colors": "yes"}, {"init": "zeros"}, {"tv_weight": "a lot"}])),
+         {"preserve_colors": "yes"}, {"preserve_exposure": 1}, {"init": "zeros"}, {"tv_weight": "a lot"}])),
      protocol.BAD_SETTINGS),
     ("unknown setting", lambda r: submit(r, settings={"sharpen": True}), protocol.BAD_SETTINGS),
     ("preview_seconds wrong", lambda r: submit(r, preview_seconds=r.choice([-1, "2", 0.1, 61, True])),

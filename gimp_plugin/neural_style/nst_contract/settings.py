@@ -81,6 +81,9 @@ KNOBS = {k.name: k for k in (
          low=0.0, high=1e9),
     Knob("preserve_colors", bool, False, "keep the photo's own colours: only the painting's "
          "brushwork and light and shade are taken"),
+    Knob("preserve_exposure", bool, False, "keep the photo's exposure: a night stays a night, "
+         "a bright day bright, in the painting's colours and strokes (otherwise the result takes "
+         "most of the painting's lightness; keeping the photo's colours keeps it too)"),
     Knob("resolution", str, "auto", "auto: as much detail as the computer gives in reasonable "
          "time (with a graphics card, the layer's full size; without, the working size, scaled up); "
          "full: paint at the layer's full size on any computer (slow without a graphics card)",
