@@ -172,7 +172,7 @@ class Installer:
     def install(self):
         # A server still running from before runs the old code, which may refuse what the new
         # plug-in sends (a new setting): stopped, the filter starts the new one on its next use.
-        stop_server(self.venv, self.args.dry_run)
+        stop_server(self.venv, self.args.dry_run, " (the old version): the filter starts the new one")
         self.install_server()
         gimps = find_gimps()
         print("GIMP 3: " + (", ".join(f"{v} ({path})" for v, path in gimps) if gimps else
@@ -509,7 +509,7 @@ def uninstall(args):
     return 0
 
 
-def stop_server(venv, dry_run):
+def stop_server(venv, dry_run, why=""):
     """Stop the background server the plug-in started, before its files go or are replaced
     (else it runs on, holding its port, with no program left to stop it, or the old code)."""
     server = venv_bin(venv, "nst-server")
@@ -525,7 +525,7 @@ def stop_server(venv, dry_run):
         print(f"could not stop the background server ({exc}): stop it yourself if it runs")
         return
     if "stopped" in done.stdout:
-        print(done.stdout.strip())
+        print(done.stdout.strip() + why)
 
 
 def server_folders():
