@@ -160,6 +160,8 @@ def run_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, installe
             ok_sensitive=config.get_property("style-file") is not None,
             thumbnail=_size_of(thumbnail), second_sensitive=second.get_sensitive(),
             channel_sensitive=channel.get_sensitive(),
+            exposure_sensitive=dialog.get_widget("preserve-exposure",
+                                                 GObject.TYPE_NONE).get_sensitive(),
             label_layer_sensitive=by_layer[0].get_sensitive())))
     accepted = dialog.run()
     for handler in following:  # the widgets go with the dialog; the config stays

@@ -445,6 +445,7 @@ def test_the_painting_shows_on_the_canvas_then_one_undo_step_removes_the_result(
     assert {"_Painting", "Second pain_ting (optional)", "_Brush size", "Working si_ze"} <= \
         set(dialog["labels"]), dialog
     assert dialog["mix_sensitive"] is False, dialog  # no second painting: nothing to mix
+    assert dialog["exposure_sensitive"] is True, dialog  # the photo's colours are not kept
     assert dialog["ok_sensitive"] and dialog["second_sensitive"], dialog
     assert dialog["thumbnail"] == [48, 48], dialog  # starry_night.png is square
     assert "mnemonic" not in report["stderr"].lower(), report["stderr"][-2000:]
@@ -524,13 +525,16 @@ def test_cancel_in_the_dialog_keeps_the_chosen_style_file(gimp, server, files):
     """On a fresh GIMP profile the user's painting is in the dialog, and they press Cancel;
     opening the filter again offers the same painting (GIMP itself keeps a procedure's values
     only after a successful run: without the plug-in's memory there is no style file at all).
-    With no second painting the Mix slider is greyed out."""
+    With no second painting the Mix slider is greyed out; with the photo's colours kept, so is
+    "Keep the photo's exposure" (the colours keep it). (A cancelled run's values are not kept:
+    this profile is the test's own.)"""
     session = GimpSession(gimp[1], gimp[0])
     try:
         session.install(server.endpoint)
         (session.gui.folder / "cancel-dialog").touch()  # the runner cancels the first dialog only
         report, _ = run_filter(session, files / "photo.png",
-                               dict(FAST, **{"style-file": str(files / "starry_night.png")}),
+                               dict(FAST, **{"style-file": str(files / "starry_night.png"),
+                                             "preserve-colors": True}),
                                mode="INTERACTIVE", then=["INTERACTIVE"])
         dialogs = plugin_log(session, "dialog")
     finally:
@@ -539,6 +543,7 @@ def test_cancel_in_the_dialog_keeps_the_chosen_style_file(gimp, server, files):
     assert [run["status"] for run in report["then"]] == ["success"], report
     assert report["layers"][0]["name"] == "Neural Style: starry_night"
     assert [d["mix_sensitive"] for d in dialogs] == [False, False], dialogs
+    assert dialogs[0]["exposure_sensitive"] is False, dialogs
 
 
 def test_ok_waits_for_a_painting(gimp, server, files):
