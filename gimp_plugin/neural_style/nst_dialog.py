@@ -65,9 +65,6 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
     preserve = knobs["preserve_colors"]
     procedure.add_boolean_argument("preserve-colors", "_Keep the photo's colors", preserve.help,
                                    preserve.default, RW)
-    exposure = knobs["preserve_exposure"]
-    procedure.add_boolean_argument("preserve-exposure", "Keep the photo's e_xposure",
-                                   exposure.help, exposure.default, RW)
     procedure.add_boolean_argument("full-size", "Work at the layer's _full size", "On: the "
                                    "painting is made at the layer's own size, whatever the computer "
                                    "(slow without a graphics card). Off: as much detail as this "
@@ -85,6 +82,11 @@ def add_arguments(procedure: Gimp.Procedure) -> None:
                                seed.default, RW)
     procedure.add_string_argument("endpoint", "Ser_ver address", "Leave empty for the server "
                                   "the installer set up; tcp://HOST:PORT for another one", "", RW)
+    # Newer arguments go last, so that scripts passing the others by position keep working (the
+    # dialog's order is MAIN's)
+    exposure = knobs["preserve_exposure"]
+    procedure.add_boolean_argument("preserve-exposure", "Keep the photo's e_xposure",
+                                   exposure.help, exposure.default, RW)
 
 
 def _presets():
