@@ -34,7 +34,7 @@ from PIL import Image
 from nst_server.engine import Stylizer
 from nst_server.engine.evaluate import Evaluator
 from nst_contract import settings as nst_settings
-from nst_server.engine.images import fit_size, lab_pixels, match_exposure
+from nst_server.engine.images import fit_size, match_exposure, mean_lightness
 from nst_server.engine.presets import CLASSIC, classic_tv_weight
 from nst_server.engine.yardstick import Figures, measure
 
@@ -79,12 +79,7 @@ def parse_pair(text: str) -> tuple[Path, Path]:
 def figures_line(name: str, seconds: float, content: float, style: float, figures: Figures,
                  picture: Image.Image) -> str:
     return (f"  {name:<12} {seconds:7.1f} s  content {content:.4g}  style {style:.4g}  "
-            f"{figures.line()}  L* {lightness(picture):.1f}")
-
-
-def lightness(image: Image.Image) -> float:
-    """The mean CIE L* (0-100): a night photo's is ~30, a pale painting's ~65."""
-    return float(lab_pixels(image)[:, 0].mean()) / 2.55
+            f"{figures.line()}  L* {mean_lightness(picture):.1f}")
 
 
 def preset_list(text: str) -> list[str]:
@@ -117,7 +112,7 @@ def bench_pair(stylizer, evaluator, photo, painting, args):
     settings = {"size": 512, "iterations": budgets[-1],
                 "tv_weight": classic_tv_weight(*fit_size(*photo.size, 512))}
     stylizer.stylize(photo, painting, settings, on_progress=on_progress, recipe=CLASSIC)
-    relit = (match_exposure(painting, photo) if any(preset_settings(name).get("preserve_exposure")
+    relit = (match_exposure(painting, mean_lightness(photo)) if any(preset_settings(name).get("preserve_exposure")
                                                     for name in args.presets) else None)
 
     def against_relit(picture):
@@ -187,8 +182,8 @@ def main():
         if args.size:
             photo = photo.resize(fit_size(*photo.size, args.size), Image.Resampling.LANCZOS)
         painting = Image.open(painting_path).convert("RGB")
-        print(f"{photo_path.name} ({photo.width}x{photo.height}, L* {lightness(photo):.1f}) + "
-              f"{painting_path.name} (L* {lightness(painting):.1f}):", flush=True)
+        print(f"{photo_path.name} ({photo.width}x{photo.height}, L* {mean_lightness(photo):.1f}) + "
+              f"{painting_path.name} (L* {mean_lightness(painting):.1f}):", flush=True)
         rows, figures, pictures = bench_pair(stylizer, evaluator, photo, painting, args)
         all_rows.append(rows)
         all_figures.append(figures)

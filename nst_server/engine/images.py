@@ -153,22 +153,27 @@ def match_palette(content: Image.Image, paintings: Sequence[tuple[Image.Image, f
 EXPOSURE_LOG_POWER = 4.0
 
 
-def match_exposure(painting: Image.Image, photo: Image.Image) -> Image.Image:
-    """The painting relit to the photo's key: its CIE Lab lightness raised to the power that
-    gives it the photo's mean lightness, its colour channels kept. A power keeps black black and
-    white white (the Wave's crests stay its lightest strokes at night), where a shift would clip
-    them; everything drawn from the painting — the palette start, the style targets — then
-    comes in the photo's light."""
+def match_exposure(painting: Image.Image, key: float) -> Image.Image:
+    """The painting relit to `key`, a mean lightness (the photo's, mean_lightness): its CIE Lab
+    lightness raised to the power that gives it that mean, its colour channels kept. A power
+    keeps black black and white white (the Wave's crests stay its lightest strokes at night),
+    where a shift would clip them; everything drawn from the painting — the palette start, the
+    style targets — then comes in the photo's light."""
     lab = lab_array(painting)
     lightness = lab[..., 0] / 255
     # lightness comes in 256 steps: the power is found on its histogram
     share = np.bincount(lab[..., 0].astype(np.int64).ravel(), minlength=256) / lightness.size
-    wanted = aim = lab_pixels(photo)[:, 0].mean() / 255
+    aim = key
     for _ in range(2):  # the second aims off by what sRGB's gamut added (dark saturated colours)
-        lab[..., 0] = lightness ** _power(share, aim) * 255
+        lab[..., 0] = lightness ** _power(share, aim / 100) * 255
         relit = lab_to_rgb(lab)
-        aim += wanted - lab_pixels(relit)[:, 0].mean() / 255
+        aim += key - mean_lightness(relit)
     return relit
+
+
+def mean_lightness(image: Image.Image) -> float:
+    """The image's mean CIE L* (0-100): a night photo's is ~30, a pale painting's ~65."""
+    return float(lab_pixels(image)[:, 0].mean()) * (100 / 255)  # Pillow stores L as 0..255
 
 
 def _power(share: np.ndarray, target: float) -> float:
